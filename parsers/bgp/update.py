@@ -1,0 +1,318 @@
+"""What an UPDATE says, decoded with the sending session's context: routes announced and withdrawn per family.
+
+The attribute block minus MP_REACH/MP_UNREACH is what routes share; it is decoded once per distinct block through
+the `interned` cache the caller keeps (a full table has far fewer distinct blocks than prefixes). The MP attributes
+carry per-UPDATE NLRI and next hops, so they are split off here and decoded each time.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field, replace
+
+from parsers.bgp.attributes import PathAttributes, missing_mandatory, next_hop_addresses, path_attributes
+from parsers.bgp.constants import (
+    IPV4_UNICAST,
+    AfiSafi,
+    AttrCode,
+    AttrFlag,
+    NotificationCode,
+    SegmentType,
+    UpdateSubcode,
+)
+from parsers.bgp.context import SessionContext
+from parsers.bgp.messages import Update
+from parsers.bgp.nlri import NlriField, split_nlri
+from parsers.errors import Action, ParseError, strongest
+
+_MP_HEAD = struct.Struct("!HBB")  # AFI, SAFI, next hop length (RFC 4760 3)
+_UNREACH_HEAD = struct.Struct("!HB")  # AFI, SAFI (RFC 4760 4)
+# Offset of the attribute block inside an UPDATE body is 4 + withdrawn length: errors are reported body-relative.
+_ATTRS_FIELD = 2
+
+
+@dataclass(slots=True)
+class Announcement:
+    family: AfiSafi
+    nlri: NlriField
+    next_hop: str | None
+    next_hop_link_local: str | None = None
+
+
+@dataclass(slots=True)
+class UpdateRoutes:
+    """The routes one UPDATE changes, after RFC 7606 handling.
+
+    With treat-as-withdraw every announced entry has been moved to `withdrawn`; with session reset the caller
+    must end the session (the sender's peer would have). `attributes` is shared by every announcement.
+    """
+
+    announced: list[Announcement] = field(default_factory=list)
+    withdrawn: list[tuple[AfiSafi, NlriField]] = field(default_factory=list)
+    attributes: PathAttributes | None = None
+    errors: list[ParseError] = field(default_factory=list)
+    end_of_rib: AfiSafi | None = None
+    disabled_families: list[AfiSafi] = field(default_factory=list)
+
+    @property
+    def action(self) -> Action:
+        return strongest(self.errors)
+
+
+@dataclass(slots=True)
+class _Split:
+    shared: bytes
+    reach: tuple[int, bytes] | None = None  # (offset in the attribute block, value)
+    unreach: tuple[int, bytes] | None = None
+    as_path: bytes | None = None
+    removed: tuple[tuple[int, int], ...] = ()  # (offset in `shared`, length) of each MP attribute cut out
+
+
+def split_mp_attributes(block: bytes) -> _Split | None:
+    """Separate MP_REACH/MP_UNREACH from the shared attributes by walking the headers; None if the walk fails."""
+    i = 0
+    end = len(block)
+    reach = unreach = as_path = None
+    kept: list[bytes] = []
+    removed: list[tuple[int, int]] = []
+    start = 0
+    shared_len = 0
+    while i < end:
+        if i + 3 > end:
+            return None
+        flags = block[i]
+        code = block[i + 1]
+        if flags & AttrFlag.EXTENDED_LENGTH:
+            if i + 4 > end:
+                return None
+            length = (block[i + 2] << 8) | block[i + 3]
+            head = 4
+        else:
+            length = block[i + 2]
+            head = 3
+        stop = i + head + length
+        if stop > end:
+            return None
+        if code == AttrCode.MP_REACH_NLRI or code == AttrCode.MP_UNREACH_NLRI:
+            if code == AttrCode.MP_REACH_NLRI:
+                if reach is not None:
+                    return None  # duplicate MP attribute: the full decoder reports it (RFC 7606 3.g)
+                reach = (i, block[i + head : stop])
+            else:
+                if unreach is not None:
+                    return None
+                unreach = (i, block[i + head : stop])
+            kept.append(block[start:i])
+            shared_len += i - start
+            removed.append((shared_len, stop - i))
+            start = stop
+        elif code == AttrCode.AS_PATH and as_path is None:
+            as_path = block[i + head : stop]
+        i = stop
+    if reach is None and unreach is None:
+        return _Split(block, None, None, as_path)
+    kept.append(block[start:])
+    return _Split(b"".join(kept), reach, unreach, as_path, tuple(removed))
+
+
+def as_path_fits(value: bytes, as4: bool) -> bool:
+    """True when an AS_PATH value splits exactly into valid segments with this AS width (RFC 4271 4.3)."""
+    width = 4 if as4 else 2
+    i = 0
+    end = len(value)
+    while i < end:
+        if (
+            i + 2 > end
+            or not SegmentType.AS_SET <= value[i] <= SegmentType.AS_CONFED_SET
+            or value[i + 1] == 0
+        ):
+            return False
+        i += 2 + value[i + 1] * width
+    return i == end
+
+
+class AttributeCache:
+    """Interns decoded attribute blocks per AS width; the RIB shares the resulting objects."""
+
+    __slots__ = ("_entries", "hits", "misses")
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[bytes, bool], PathAttributes] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, block: bytes, ctx: SessionContext) -> PathAttributes:
+        key = (block, ctx.as4)
+        found = self._entries.get(key)
+        if found is None:
+            self.misses += 1
+            found = self._entries[key] = path_attributes(block, ctx)
+        else:
+            self.hits += 1
+        return found
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def update_routes(update: Update, ctx: SessionContext, cache: AttributeCache) -> UpdateRoutes:
+    """Decode an UPDATE's routes with the sender's context, applying RFC 7606."""
+    out = UpdateRoutes()
+    attrs_offset = 2 + len(update.withdrawn) + _ATTRS_FIELD
+    nlri_offset = attrs_offset + len(update.attributes)
+    add_path = ctx.add_path
+
+    ipv4_add_path = IPV4_UNICAST in add_path
+    if update.withdrawn:
+        withdrawn = split_nlri(update.withdrawn, IPV4_UNICAST, ipv4_add_path, 2)
+        out.withdrawn.append((IPV4_UNICAST, withdrawn))
+        if withdrawn.error:
+            out.errors.append(withdrawn.error)
+    if not update.attributes:
+        if update.nlri:
+            out.errors.append(_update_error("NLRI without path attributes", nlri_offset, len(update.nlri)))
+            out.withdrawn.append(
+                (IPV4_UNICAST, split_nlri(update.nlri, IPV4_UNICAST, ipv4_add_path, nlri_offset))
+            )
+        elif not update.withdrawn:
+            out.end_of_rib = IPV4_UNICAST
+        return out
+
+    split = split_mp_attributes(update.attributes)
+    if split is None:
+        # The headers do not walk: let the full decoder say exactly what is wrong.
+        attrs = path_attributes(update.attributes, ctx)
+        out.errors.extend(_shift(attrs.errors, attrs_offset))
+        if not out.errors:
+            out.errors.append(_update_error("malformed attribute list", attrs_offset, len(update.attributes)))
+        if update.nlri:
+            out.withdrawn.append(
+                (IPV4_UNICAST, split_nlri(update.nlri, IPV4_UNICAST, ipv4_add_path, nlri_offset))
+            )
+        _withdraw_all(out)
+        return out
+
+    if split.unreach is not None:
+        _unreach(split.unreach, attrs_offset, ctx, out)
+    mp_announce = _reach(split.reach, attrs_offset, ctx, out) if split.reach is not None else None
+
+    attrs = cache.get(split.shared, ctx) if split.shared else None
+    if attrs is not None:
+        out.attributes = attrs
+        if attrs.errors:
+            out.errors.extend(_shift(attrs.errors, attrs_offset, split.removed))
+    ipv4 = None
+    if update.nlri:
+        ipv4 = split_nlri(update.nlri, IPV4_UNICAST, ipv4_add_path, nlri_offset)
+        if ipv4.error:
+            out.errors.append(ipv4.error)
+    has_ipv4 = ipv4 is not None and bool(ipv4.prefixes)
+    if has_ipv4 or (mp_announce is not None and mp_announce.nlri.prefixes):
+        if attrs is None:
+            out.errors.append(_update_error("NLRI without ORIGIN/AS_PATH", attrs_offset, 0))
+        else:
+            out.errors.extend(_shift(missing_mandatory(attrs, True, has_ipv4), attrs_offset, split.removed))
+    if has_ipv4:
+        out.announced.append(Announcement(IPV4_UNICAST, ipv4, attrs.next_hop if attrs else None))  # type: ignore[arg-type]
+    if mp_announce is not None and mp_announce.nlri.prefixes:
+        out.announced.append(mp_announce)
+    if (
+        split.unreach is not None
+        and not update.withdrawn
+        and not update.nlri
+        and split.reach is None
+        and not split.shared
+        and len(out.withdrawn) == 1
+        and not out.withdrawn[0][1].prefixes
+    ):
+        out.end_of_rib = out.withdrawn.pop()[0]  # RFC 4724 2: MP_UNREACH with no NLRI and nothing else
+    if out.action >= Action.TREAT_AS_WITHDRAW:
+        _withdraw_all(out)
+    return out
+
+
+def _withdraw_all(out: UpdateRoutes) -> None:
+    """Treat-as-withdraw (RFC 7606 2): every route the UPDATE announced is withdrawn instead."""
+    for announcement in out.announced:
+        out.withdrawn.append((announcement.family, announcement.nlri))
+    out.announced = []
+
+
+def _reach(
+    where: tuple[int, bytes], attrs_offset: int, ctx: SessionContext, out: UpdateRoutes
+) -> Announcement | None:
+    at, value = where
+    offset = attrs_offset + at
+    if len(value) < _MP_HEAD.size:
+        out.errors.append(_mp_error("MP_REACH_NLRI shorter than its fixed fields", offset, len(value)))
+        return None
+    afi, safi, nh_len = _MP_HEAD.unpack_from(value)
+    nlri_at = _MP_HEAD.size + nh_len + 1  # one reserved byte (RFC 4760 3)
+    if nlri_at > len(value):
+        out.errors.append(_mp_error("MP_REACH_NLRI next hop runs past the attribute", offset, len(value)))
+        return None
+    family = (afi, safi)
+    next_hops = next_hop_addresses(afi, safi, value[_MP_HEAD.size : _MP_HEAD.size + nh_len])
+    field = split_nlri(value[nlri_at:], family, family in ctx.add_path, offset + nlri_at)
+    if field.error:
+        out.errors.append(field.error)
+        out.disabled_families.append(family)
+        return None
+    return Announcement(
+        family,
+        field,
+        next_hops[0] if next_hops else None,
+        next_hops[1] if len(next_hops) > 1 else None,
+    )
+
+
+def _unreach(where: tuple[int, bytes], attrs_offset: int, ctx: SessionContext, out: UpdateRoutes) -> None:
+    at, value = where
+    offset = attrs_offset + at
+    if len(value) < _UNREACH_HEAD.size:
+        out.errors.append(_mp_error("MP_UNREACH_NLRI shorter than its fixed fields", offset, len(value)))
+        return
+    afi, safi = _UNREACH_HEAD.unpack_from(value)
+    family = (afi, safi)
+    field = split_nlri(value[_UNREACH_HEAD.size :], family, family in ctx.add_path, offset + 3)
+    if field.error:
+        out.errors.append(field.error)
+        out.disabled_families.append(family)
+    out.withdrawn.append((family, field))
+
+
+def _shift(
+    errors: tuple[ParseError, ...], by: int, removed: tuple[tuple[int, int], ...] = ()
+) -> list[ParseError]:
+    """Make offsets in the shared attribute block relative to the UPDATE body.
+
+    `removed` lists (offset, length) of the MP attributes cut out of the block, in order: an offset past a cut
+    moves back by the cut's length."""
+    out = []
+    for error in errors:
+        shift = sum(length for at, length in removed if error.offset >= at)
+        out.append(replace(error, offset=error.offset + shift + by))
+    return out
+
+
+def _update_error(kind: str, offset: int, length: int) -> ParseError:
+    return ParseError(
+        kind,
+        offset,
+        length,
+        Action.TREAT_AS_WITHDRAW,
+        NotificationCode.UPDATE_MESSAGE_ERROR,
+        UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+    )
+
+
+def _mp_error(kind: str, offset: int, length: int) -> ParseError:
+    # RFC 7606 7.11: a malformed MP_REACH/MP_UNREACH leaves the family's state unknown.
+    return ParseError(
+        kind,
+        offset,
+        length,
+        Action.SESSION_RESET,
+        NotificationCode.UPDATE_MESSAGE_ERROR,
+        UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+    )

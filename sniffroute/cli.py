@@ -1,0 +1,186 @@
+"""`sniffroute` command line: replay captures into the RIB, and read the RIB and the sessions back."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from parsers.capture import CaptureError, open_capture
+from sniffroute.pipeline import Pipeline
+from sniffroute.render import LEGEND, peer_lines, route_lines, summary_lines
+from sniffroute.store import Store, StoreError, default_db_path
+from sniffroute.summary import replay_summary
+
+PROGRESS_MIN_BYTES = 4 << 20  # a progress bar only where a replay takes long enough to want one
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except (CaptureError, StoreError) as exc:
+        print(f"sniffroute: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `sniffroute rib | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sniffroute", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    db_help = f"SQLite store (default: {default_db_path()}; $SNIFFROUTE_DB overrides)"
+
+    replay = sub.add_parser("replay", help="feed captures through the sniff pipeline into the RIB")
+    replay.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file, gzip'ed or not")
+    replay.add_argument("--db", type=Path, help=db_help)
+    replay.add_argument(
+        "--no-store", action="store_true", help="do not write the store (measure the pipeline)"
+    )
+    replay.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    replay.add_argument(
+        "--bgp-port",
+        type=int,
+        action="append",
+        default=[],
+        help="also decode BGP on this TCP port (repeatable)",
+    )
+    replay.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    replay.set_defaults(handler=cmd_replay)
+
+    rib = sub.add_parser("rib", help="show the Loc-RIB (best paths) or every path")
+    rib.add_argument(
+        "target", nargs="?", metavar="PREFIX|ADDRESS", help="a prefix, or an address (longest match)"
+    )
+    rib.add_argument("--peer", metavar="ADDR", help="only routes from this peer")
+    rib.add_argument("--all", action="store_true", help="every path, not just the best")
+    rib.add_argument("--protocol", choices=["bgp"], default=None, help="only routes of this protocol")
+    rib.add_argument("--json", action="store_true", help="a JSON list, one object per route")
+    rib.add_argument("--db", type=Path, help=db_help)
+    rib.set_defaults(handler=cmd_rib)
+
+    peers = sub.add_parser("peers", help="the BGP sessions seen and their state")
+    peers.add_argument("--json", action="store_true")
+    peers.add_argument("--db", type=Path, help=db_help)
+    peers.set_defaults(handler=cmd_peers)
+    return parser
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    pipeline = Pipeline(bgp_ports=frozenset({179, *args.bgp_port}))
+    captures: list[dict[str, Any]] = []
+    last_time = 0.0
+    for name in args.captures:
+        with open_capture(name) as capture:
+            record: dict[str, Any] = {"file": str(name), "frames": 0, "truncated": None, "link_types": []}
+            captures.append(record)
+            feed = pipeline.feed_frame
+            for frame in _with_progress(capture, name, args.no_progress or args.json):
+                feed(frame.linktype, frame.data, frame.timestamp, frame.wire_len)
+                last_time = frame.timestamp
+            record["frames"] = capture.frames_read
+            record["truncated"] = capture.truncated
+            record["link_types"] = sorted(capture.link_types)
+    pipeline.finish(last_time)
+    pipeline.commit()
+    summary = replay_summary(pipeline, captures, time.perf_counter() - started)
+    if not args.no_store:
+        with Store(args.db or default_db_path()) as store:
+            store.save(pipeline.rib, {"sessions": summary["sessions"], "summary": summary})
+        summary["seconds"] = round(time.perf_counter() - started, 3)
+        summary["store"] = str(args.db or default_db_path())
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print("\n".join(summary_lines(summary)))
+        if "store" in summary:
+            print(f"RIB written to {summary['store']}: `sniffroute rib` shows it")
+    return 0
+
+
+def _with_progress(capture: Any, name: str, quiet: bool) -> Any:
+    size = os.path.getsize(name)
+    if quiet or size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield from capture
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(os.path.basename(name), total=size)
+        for count, frame in enumerate(capture):
+            if not count & 0x3FF:
+                progress.update(task, completed=capture.position)
+            yield frame
+
+
+def _open_store(args: argparse.Namespace) -> Store:
+    return Store(args.db or default_db_path(), create=False)
+
+
+def cmd_rib(args: argparse.Namespace) -> int:
+    prefix = address = None
+    if args.target:
+        if "/" in args.target:
+            prefix = args.target
+        else:
+            address = args.target
+        try:
+            import ipaddress
+
+            ipaddress.ip_network(args.target, strict=False)
+        except ValueError:
+            print(f"sniffroute: {args.target!r} is neither a prefix nor an address", file=sys.stderr)
+            return 2
+    with _open_store(args) as store:
+        routes = store.routes(prefix=prefix, address=address, peer=args.peer, all_paths=args.all)
+    if args.json:
+        print(json.dumps(routes, indent=1))
+        return 0
+    if not routes:
+        print("no route" + (f" for {args.target}" if args.target else ""))
+        return 0 if not args.target else 1
+    families: dict[str, list[dict[str, Any]]] = {}
+    for route in routes:
+        families.setdefault(route["family"], []).append(route)
+    for family, rows in families.items():
+        best = sum(1 for r in rows if r["best"])
+        print(f"Table {family}: {best} best, {len(rows)} shown")
+        print("\n".join(route_lines(rows, show_reason=args.all)))
+        print()
+    print(LEGEND)
+    return 0
+
+
+def cmd_peers(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        sessions = store.document("sessions") or []
+        peers = store.peers()
+    if args.json:
+        print(json.dumps({"sessions": sessions, "peers": peers}, indent=1))
+        return 0
+    if not sessions:
+        print("no BGP session seen")
+        return 0
+    print("\n".join(peer_lines(sessions)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Human output for the CLI: aligned columns in the manner of `gobgp global rib` and `birdc show route`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def _as_path_text(as_path: list[Any]) -> str:
+    parts = []
+    for item in as_path:
+        if isinstance(item, list):
+            parts.append("{" + ",".join(str(a) for a in item) + "}")
+        else:
+            parts.append(str(item))
+    return " ".join(parts)
+
+
+def _status(route: dict[str, Any]) -> str:
+    mark = "*>" if route["best"] else "* "
+    if route["stale"]:
+        mark = "S" + mark[1]
+    elif route["possibly_stale"]:
+        mark = "?" + mark[1]
+    return mark
+
+
+def route_lines(routes: Iterable[dict[str, Any]], show_reason: bool = False) -> list[str]:
+    rows = []
+    for r in routes:
+        attrs = [f"origin {r['origin']}"]
+        if r["med"] is not None:
+            attrs.append(f"med {r['med']}")
+        if r["local_pref"] is not None:
+            attrs.append(f"localpref {r['local_pref']}")
+        if r["communities"]:
+            attrs.append("community " + " ".join(r["communities"]))
+        if r["large_communities"]:
+            attrs.append("large " + " ".join(r["large_communities"]))
+        if show_reason and r["best"] and r["reason"]:
+            attrs.append(f"best: {r['reason']}")
+        prefix = r["prefix"] if r["path_id"] is None else f"{r['prefix']} id {r['path_id']}"
+        rows.append(
+            (
+                _status(r),
+                prefix,
+                r["next_hop"] or "-",
+                r["peer"],
+                _as_path_text(r["as_path"]),
+                ", ".join(attrs),
+            )
+        )
+    header = ("", "Network", "Next Hop", "Peer", "AS Path", "Attributes")
+    if not rows:
+        return []
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header[:5], widths, strict=True)) + "  " + header[5]]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5])
+    return lines
+
+
+LEGEND = "Status: *> best, * other path, S stale (graceful restart), ? possibly stale (bytes lost in capture)"
+
+
+def peer_lines(sessions: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for s in sessions:
+        head = f"session {s['id']}  {s['endpoints'][0]} <-> {s['endpoints'][1]}  {s['state']}"
+        if s["end_reason"]:
+            head += f" ({s['end_reason']}"
+            if s["notification"]:
+                head += f": {s['notification']['text']} from {s['notification']['from']}"
+            head += ")"
+        if s["inferred"]:
+            head += "  [context inferred: no OPEN pair in the capture]"
+        lines.append(head)
+        for sp in s["speakers"]:
+            ctx = sp["context"] or {}
+            msgs = ", ".join(f"{k} {v}" for k, v in sorted(sp["messages"].items())) or "no messages"
+            lines.append(
+                f"  {sp['address']:>39}  AS {sp['asn'] if sp['asn'] is not None else '?':<10}"
+                f"  router-id {sp['router_id'] or '?':<15}  {msgs}"
+            )
+            if sp["capabilities"]:
+                lines.append(f"  {'':>39}  capabilities: {', '.join(sp['capabilities'])}")
+            if ctx:
+                flags = ["as4" if ctx["as4"] else "as2"]
+                if ctx["add_path"]:
+                    flags.append("add-path " + " ".join(ctx["add_path"]))
+                if ctx["extended_message"]:
+                    flags.append("extended-message")
+                lines.append(f"  {'':>39}  decoding: {', '.join(flags)}")
+    return lines
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    lines = []
+    for capture in summary["captures"]:
+        line = f"{capture['file']}: {capture['frames']} frames"
+        if capture.get("truncated"):
+            line += f" -- {capture['truncated']}"
+        lines.append(line)
+    lines.append(
+        f"frames {summary['frames']}, TCP segments {summary['tcp_segments']}, BGP segments {summary['bgp_segments']}"
+    )
+    msgs = summary["messages"]
+    lines.append("BGP messages: " + (", ".join(f"{k} {v}" for k, v in sorted(msgs.items())) or "none"))
+    for label, key in (("announced", "announced"), ("withdrawn", "withdrawn"), ("End-of-RIB", "end_of_rib")):
+        if summary[key]:
+            lines.append(f"{label}: " + ", ".join(f"{k} {v}" for k, v in sorted(summary[key].items())))
+    streams = summary["streams"]
+    if streams["gaps"]:
+        lines.append(
+            f"GAPS: {streams['gaps']} ({streams['gap_bytes']} bytes never seen); routes of "
+            + ", ".join(summary["rib"]["possibly_stale_peers"] or ["-"])
+            + " are marked possibly stale"
+        )
+    rib = summary["rib"]
+    lines.append(
+        f"RIB: {rib['paths']} paths from {rib['peers']} peers, best: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(rib["prefixes"].items())) or "none")
+        + f"; {rib['attribute_sets']} distinct attribute sets"
+    )
+    lines.append(f"sessions: {len(summary['sessions'])}")
+    for s in summary["sessions"]:
+        speakers = " / ".join(
+            f"{sp['address']} AS {sp['asn'] if sp['asn'] is not None else '?'}" for sp in s["speakers"]
+        )
+        end = s["end_reason"] or s["state"]
+        if s["notification"]:
+            end += f": {s['notification']['text']}"
+        lines.append(f"  {s['id']}: {speakers} -- {end}{' [inferred]' if s['inferred'] else ''}")
+    errors = summary["errors"]
+    if errors["count"]:
+        lines.append(
+            f"errors: {errors['count']} ({', '.join(f'{k} {v}' for k, v in errors['by_action'].items())})"
+        )
+        lines.extend(f"  {e}" for e in errors["first"][:10])
+    lines.append(f"done in {summary['seconds']} s")
+    return lines

@@ -1,0 +1,389 @@
+"""Adj-RIB-In per peer and the Loc-RIB with the BGP decision process (RFC 4271 9.1). Pure: no I/O.
+
+Routes are keyed by family and wire prefix (parsers.bgp.nlri). A `Path` is what one UPDATE said for all its
+prefixes (shared attributes, next hop, peer, time), so a full table holds one Path per UPDATE rather than per
+prefix. Changes to best paths are collected and handed out by `commit()`, for the store and later the FIB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+
+from parsers.bgp.attributes import PathAttributes, as_path_length, neighbor_as
+from parsers.bgp.constants import AfiSafi
+
+DEFAULT_LOCAL_PREF = 100  # RFC 4271 5.1.5 leaves it to policy; 100 is what every implementation uses
+
+
+class PeerState(Enum):
+    ESTABLISHED = "established"  # OPENs seen both ways, or routes seen (a capture started mid-session)
+    STALE = "stale"  # session went down with graceful restart: routes kept, marked stale (RFC 4724 4.2)
+    DOWN = "down"  # session ended; its routes are gone
+
+
+@dataclass(slots=True)
+class Peer:
+    """A BGP speaker whose routes we saw, as seen by one receiver (the other end of its session)."""
+
+    id: int
+    address: str
+    local_address: str
+    asn: int | None = None
+    local_asn: int | None = None
+    router_id: str | None = None
+    state: PeerState = PeerState.ESTABLISHED
+    generation: int = 0  # increments with each new session; paths of older generations are stale
+    possibly_stale: bool = False  # bytes of its stream were lost: routes may be missing or outdated
+    stale_deadline: float | None = None  # graceful restart: when the retained routes expire
+
+    @property
+    def ebgp(self) -> bool | None:
+        if self.asn is None or self.local_asn is None:
+            return None
+        return self.asn != self.local_asn
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Path:
+    """What one UPDATE announced: shared by every prefix it carried."""
+
+    peer: int
+    attrs: PathAttributes
+    next_hop: str | None
+    next_hop_link_local: str | None
+    since: float
+    generation: int
+
+
+class Reason(Enum):
+    """Why the best path won over the next candidate (GoBGP's BestPathReason), in decision order."""
+
+    ONLY_PATH = "only path"
+    LOCAL_PREF = "local preference"
+    AS_PATH = "AS path length"
+    ORIGIN = "origin"
+    MED = "MED"
+    EBGP = "eBGP over iBGP"
+    IGP_COST = "IGP cost"
+    ROUTER_ID = "router ID"
+    CLUSTER_LIST = "cluster list length"
+    PEER_ADDRESS = "peer address"
+    PATH_ID = "path identifier"
+
+
+Source = tuple[int, int | None]  # (peer id, ADD-PATH path id)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteChange:
+    """A best path that changed: old and new (None when there was none / is none now)."""
+
+    family: AfiSafi
+    prefix: bytes
+    old: Path | None
+    new: Path | None
+    reason: Reason | None
+
+
+@dataclass(slots=True)
+class RibStats:
+    announced: dict[AfiSafi, int] = field(default_factory=dict)
+    withdrawn: dict[AfiSafi, int] = field(default_factory=dict)
+    implicit_withdraws: int = 0
+
+
+Entry = Path | dict[Source, Path]  # one path without an ADD-PATH id, or every path of the prefix by source
+
+
+class Rib:
+    """All paths of all peers per family and prefix; best paths computed on `commit()`.
+
+    A prefix with a single path (the common case: one peer, no ADD-PATH) holds that Path directly, and it is its
+    own best path; only prefixes with several paths keep a dict of them and a recorded decision. With
+    `track_changes`, `commit()` returns every best-path change since the last commit (what the FIB consumes);
+    without, it only settles decisions (a replay that just stores the result).
+    """
+
+    def __init__(
+        self, igp_cost: Callable[[str | None], int | None] | None = None, *, track_changes: bool = True
+    ) -> None:
+        self.peers: dict[int, Peer] = {}
+        # family -> prefix -> Entry. A peer's Adj-RIB-In is this table read by source.
+        self.tables: dict[AfiSafi, dict[bytes, Entry]] = {}
+        self.decisions: dict[AfiSafi, dict[bytes, tuple[Source, Reason]]] = {}
+        self.track_changes = track_changes
+        self._dirty: dict[AfiSafi, set[bytes]] = {}
+        self._old_best: dict[tuple[AfiSafi, bytes], Path | None] = {}
+        self._igp_cost = igp_cost or (lambda _next_hop: None)
+        self.stats = RibStats()
+
+    # -- peers ---------------------------------------------------------------------------------------------
+    def add_peer(self, address: str, local_address: str) -> Peer:
+        peer = Peer(len(self.peers) + 1, address, local_address)
+        self.peers[peer.id] = peer
+        return peer
+
+    def _table(self, family: AfiSafi) -> dict[bytes, Entry]:
+        table = self.tables.get(family)
+        if table is None:
+            table = self.tables[family] = {}
+            self._dirty[family] = set()
+            self.decisions[family] = {}
+        return table
+
+    # -- route updates -------------------------------------------------------------------------------------
+    def announce(
+        self, family: AfiSafi, prefixes: list[bytes], path_ids: list[int] | None, path: Path
+    ) -> None:
+        table = self._table(family)
+        stats = self.stats
+        stats.announced[family] = stats.announced.get(family, 0) + len(prefixes)
+        if self.track_changes:
+            self._remember(family, prefixes)
+        peer = path.peer
+        if path_ids is None:
+            get = table.get
+            for prefix in prefixes:
+                current = get(prefix)
+                if current is None:
+                    table[prefix] = path
+                elif type(current) is Path and current.peer == peer:
+                    table[prefix] = path
+                    stats.implicit_withdraws += 1
+                else:
+                    self._add_source(family, table, prefix, current, (peer, None), path)
+        else:
+            for prefix, path_id in zip(prefixes, path_ids, strict=True):
+                self._add_source(family, table, prefix, table.get(prefix), (peer, path_id), path)
+
+    def _add_source(
+        self,
+        family: AfiSafi,
+        table: dict[bytes, Entry],
+        prefix: bytes,
+        current: Entry | None,
+        source: Source,
+        path: Path,
+    ) -> None:
+        if current is None:
+            sources: dict[Source, Path] = {}
+        elif type(current) is Path:
+            sources = {(current.peer, None): current}
+        else:
+            sources = current  # type: ignore[assignment]
+        if source in sources:
+            self.stats.implicit_withdraws += 1
+        sources[source] = path
+        table[prefix] = sources
+        self._dirty[family].add(prefix)
+
+    def withdraw(self, family: AfiSafi, prefixes: list[bytes], path_ids: list[int] | None, peer: int) -> None:
+        stats = self.stats
+        stats.withdrawn[family] = stats.withdrawn.get(family, 0) + len(prefixes)
+        table = self.tables.get(family)
+        if table is None:
+            return
+        if self.track_changes:
+            self._remember(family, prefixes)
+        ids: list[int | None] = path_ids if path_ids is not None else [None] * len(prefixes)  # type: ignore[assignment]
+        dirty = self._dirty[family]
+        for prefix, path_id in zip(prefixes, ids, strict=True):
+            current = table.get(prefix)
+            if current is None:
+                continue
+            if type(current) is Path:
+                if current.peer == peer and path_id is None:
+                    del table[prefix]
+            elif current.pop((peer, path_id), None) is not None:  # type: ignore[union-attr]
+                dirty.add(prefix)
+                if not current:
+                    del table[prefix]
+
+    def flush_peer(
+        self, peer: int, families: Iterable[AfiSafi] | None = None, older_than: int | None = None
+    ) -> int:
+        """Remove a peer's routes (all, of some families, or those of generations before `older_than`)."""
+        removed = 0
+        for family in list(families) if families is not None else list(self.tables):
+            table = self.tables.get(family)
+            if not table:
+                continue
+            dirty = self._dirty[family]
+            doomed_single = []
+            for prefix, current in table.items():
+                if type(current) is Path:
+                    if current.peer == peer and (older_than is None or current.generation < older_than):
+                        doomed_single.append(prefix)
+                    continue
+                gone = [
+                    s
+                    for s, p in current.items()
+                    if s[0] == peer and (older_than is None or p.generation < older_than)
+                ]
+                if gone:
+                    if self.track_changes:
+                        self._remember(family, [prefix])
+                    for source in gone:
+                        del current[source]
+                    removed += len(gone)
+                    dirty.add(prefix)
+            if self.track_changes:
+                self._remember(family, doomed_single)
+            for prefix in doomed_single:
+                del table[prefix]
+            removed += len(doomed_single)
+            for prefix in [p for p, c in table.items() if type(c) is dict and not c]:
+                del table[prefix]
+        return removed
+
+    # -- best path -----------------------------------------------------------------------------------------
+    def best(self, family: AfiSafi, prefix: bytes) -> tuple[Source, Path, Reason] | None:
+        """The best path of a prefix as of the last commit (single paths are always current)."""
+        current = self.tables.get(family, {}).get(prefix)
+        if current is None:
+            return None
+        if type(current) is Path:
+            return (current.peer, None), current, Reason.ONLY_PATH
+        decision = self.decisions[family].get(prefix)
+        if decision is None or decision[0] not in current:  # type: ignore[operator]
+            return None
+        return decision[0], current[decision[0]], decision[1]  # type: ignore[index]
+
+    def _remember(self, family: AfiSafi, prefixes: Iterable[bytes]) -> None:
+        """Note the best path before a change, once per commit, so the change record can name it."""
+        old = self._old_best
+        for prefix in prefixes:
+            key = (family, prefix)
+            if key not in old:
+                best = self.best(family, prefix)
+                old[key] = best[1] if best else None
+
+    def commit(self) -> list[RouteChange]:
+        """Settle best paths for prefixes with several paths; return best-path changes when tracking them."""
+        for family, dirty in self._dirty.items():
+            if not dirty:
+                continue
+            table = self.tables[family]
+            decisions = self.decisions[family]
+            for prefix in dirty:
+                current = table.get(prefix)
+                if type(current) is dict:
+                    decisions[prefix] = (
+                        self.decide(current) if len(current) > 1 else (next(iter(current)), Reason.ONLY_PATH)
+                    )
+                else:
+                    decisions.pop(prefix, None)
+            dirty.clear()
+        if not self._old_best:
+            return []
+        changes = []
+        for (family, prefix), old in self._old_best.items():
+            now = self.best(family, prefix)
+            new = now[1] if now else None
+            if new is not old:
+                changes.append(RouteChange(family, prefix, old, new, now[2] if now else None))
+        self._old_best.clear()
+        return changes
+
+    def decide(self, sources: dict[Source, Path]) -> tuple[Source, Reason]:
+        """RFC 4271 9.1.2.2: eliminate step by step; the reason is the step that left a single candidate."""
+        candidates = list(sources.items())
+        steps: list[tuple[Reason, Callable[[list[tuple[Source, Path]]], list[tuple[Source, Path]]]]] = [
+            (Reason.LOCAL_PREF, lambda c: _keep_min(c, lambda s, p: -_local_pref(p))),
+            (Reason.AS_PATH, lambda c: _keep_min(c, lambda s, p: as_path_length(p.attrs.as_path))),
+            (Reason.ORIGIN, lambda c: _keep_min(c, lambda s, p: _origin(p))),
+            (Reason.MED, _med_step),
+            (Reason.EBGP, lambda c: _keep_min(c, lambda s, p: 0 if self.peers[p.peer].ebgp else 1)),
+            (Reason.IGP_COST, lambda c: _keep_min(c, lambda s, p: self._cost(p))),
+            (Reason.ROUTER_ID, lambda c: _keep_min(c, lambda s, p: self._router_id_key(p))),
+            (Reason.CLUSTER_LIST, lambda c: _keep_min(c, lambda s, p: len(p.attrs.cluster_list))),
+            (
+                Reason.PEER_ADDRESS,
+                lambda c: _keep_min(c, lambda s, p: _address_key(self.peers[p.peer].address)),
+            ),
+            (Reason.PATH_ID, lambda c: _keep_min(c, lambda s, p: s[1] if s[1] is not None else -1)),
+        ]
+        for reason, step in steps:
+            candidates = step(candidates)
+            if len(candidates) == 1:
+                return candidates[0][0], reason
+        return candidates[0][0], Reason.PATH_ID
+
+    def _cost(self, path: Path) -> int:
+        cost = self._igp_cost(path.next_hop)
+        return cost if cost is not None else 0
+
+    def _router_id_key(self, path: Path) -> tuple[int, ...]:
+        # RFC 4456 9: a reflected route is compared by its ORIGINATOR_ID instead of the peer's router ID.
+        router_id = path.attrs.originator_id or self.peers[path.peer].router_id or "255.255.255.255"
+        return _address_key(router_id)
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def routes(
+        self, family: AfiSafi | None = None
+    ) -> Iterator[tuple[AfiSafi, bytes, Source, Path, Reason | None]]:
+        """Every path: (family, prefix, source, path, reason if it is the best path else None).
+
+        Call commit() first for current decisions."""
+        for fam, table in self.tables.items():
+            if family is not None and fam != family:
+                continue
+            decisions = self.decisions[fam]
+            for prefix, current in table.items():
+                if type(current) is Path:
+                    yield fam, prefix, (current.peer, None), current, Reason.ONLY_PATH
+                    continue
+                decision = decisions.get(prefix)
+                for source, path in current.items():  # type: ignore[union-attr]
+                    best = decision is not None and decision[0] == source
+                    yield fam, prefix, source, path, decision[1] if best else None  # type: ignore[index]
+
+    def count(self, family: AfiSafi | None = None) -> int:
+        return sum(
+            1 if type(entry) is Path else len(entry)  # type: ignore[arg-type]
+            for fam, table in self.tables.items()
+            if family in (None, fam)
+            for entry in table.values()
+        )
+
+    def prefix_count(self) -> dict[AfiSafi, int]:
+        return {family: len(table) for family, table in self.tables.items() if table}
+
+
+def _keep_min(
+    candidates: list[tuple[Source, Path]], key: Callable[[Source, Path], object]
+) -> list[tuple[Source, Path]]:
+    keys = [key(s, p) for s, p in candidates]
+    low = min(keys)  # type: ignore[type-var]
+    return [c for c, k in zip(candidates, keys, strict=True) if k == low]
+
+
+def _local_pref(path: Path) -> int:
+    value = path.attrs.local_pref
+    return DEFAULT_LOCAL_PREF if value is None else value
+
+
+def _origin(path: Path) -> int:
+    value = path.attrs.origin
+    return 2 if value is None else value
+
+
+def _med_step(candidates: list[tuple[Source, Path]]) -> list[tuple[Source, Path]]:
+    """RFC 4271 9.1.2.2 c: among routes from the same neighbouring AS, only the lowest MED stays."""
+    lowest: dict[int | None, int] = {}
+    for _, path in candidates:
+        asn = neighbor_as(path.attrs.as_path)
+        med = path.attrs.med or 0  # a missing MED is the lowest possible value (RFC 4271 9.1.2.2 c)
+        if asn not in lowest or med < lowest[asn]:
+            lowest[asn] = med
+    return [(s, p) for s, p in candidates if (p.attrs.med or 0) == lowest[neighbor_as(p.attrs.as_path)]]
+
+
+def _address_key(address: str) -> tuple[int, ...]:
+    """Numeric order for IPv4 and IPv6 text (IPv4 first)."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    return (ip.version, int(ip))

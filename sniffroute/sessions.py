@@ -1,0 +1,423 @@
+"""BGP sessions seen on reassembled TCP streams: framing, context, session life, and routes into the RIB.
+
+One session per TCP connection; each direction is a speaker, and routes are attributed to the sender. Decoding is
+driven by the context both OPENs give (parsers.bgp.context). A capture that starts mid-session has no OPEN pair:
+the missing facts are inferred from what decodes exactly, once per session and family, and the session is marked
+inferred. Pure: stream events and `now` in, RIB calls and records out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from parsers.bgp.constants import (
+    AddPathMode,
+    AfiSafi,
+    AttrCode,
+    CeaseSubcode,
+    MessageType,
+    NotificationCode,
+    family_name,
+)
+from parsers.bgp.context import SessionContext, negotiate
+from parsers.bgp.messages import MessageReader, RawMessage, Skipped, Update, decode_body, decode_update
+from parsers.bgp.nlri import nlri_fits
+from parsers.bgp.notification import Notification
+from parsers.bgp.open import Open
+from parsers.bgp.update import AttributeCache, UpdateRoutes, as_path_fits, split_mp_attributes, update_routes
+from parsers.errors import Action, DecodeError, ParseError
+from sniffroute.rib import Path, Peer, PeerState, Rib
+from sniffroute.streams import Closed, Data, Flow, Gap, Opened
+
+MAX_ERRORS_KEPT = 200  # the summary keeps the first errors in full and counts the rest
+
+
+@dataclass(slots=True)
+class ErrorRecord:
+    """A problem found in a session's bytes, located: which speaker, which message, where in it."""
+
+    flow: str
+    message_offset: int  # stream offset of the message (or of the skipped bytes)
+    error: ParseError
+    now: float
+
+    def describe(self) -> str:
+        return f"{self.flow} message at stream byte {self.message_offset}: {self.error}"
+
+
+@dataclass(slots=True)
+class Speaker:
+    """One direction of a session: the sender, what it sent, and how to decode it."""
+
+    flow: Flow
+    reader: MessageReader = field(default_factory=MessageReader)
+    open: Open | None = None
+    ctx: SessionContext | None = None  # decided context; None while facts are missing
+    as4: bool | None = None  # inferred facts, while no OPEN pair decides them
+    add_path: dict[AfiSafi, bool] = field(default_factory=dict)
+    peer: Peer | None = None
+    messages: Counter[str] = field(default_factory=Counter)
+    gaps: int = 0
+    end_of_rib: set[AfiSafi] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Session:
+    conn_id: int
+    client: Flow  # the direction whose first bytes (or SYN) we saw first
+    started: float
+    speakers: dict[Flow, Speaker] = field(default_factory=dict)
+    state: str = "open"
+    ended: float | None = None
+    end_reason: str | None = None
+    notification: Notification | None = None
+    notification_from: str | None = None
+
+    @property
+    def inferred(self) -> bool:
+        return any(s.ctx is not None and s.ctx.inferred for s in self.speakers.values())
+
+
+@dataclass(slots=True)
+class BgpStats:
+    messages: Counter[str] = field(default_factory=Counter)
+    announced: Counter[str] = field(default_factory=Counter)  # per "afi/safi"
+    withdrawn: Counter[str] = field(default_factory=Counter)
+    end_of_rib: Counter[str] = field(default_factory=Counter)
+    gaps: int = 0
+    gap_bytes: int = 0
+    errors: list[ErrorRecord] = field(default_factory=list)
+    error_count: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+
+
+class SessionTracker:
+    """Consumes stream events for BGP connections; keeps sessions, speakers and the RIB current."""
+
+    def __init__(self, rib: Rib, on_gap: Callable[[Speaker, float], None] | None = None) -> None:
+        self.rib = rib
+        self.sessions: dict[int, Session] = {}
+        self.finished: list[Session] = []
+        self.cache = AttributeCache()
+        self.stats = BgpStats()
+        self._peers: dict[tuple[str, str], Peer] = {}
+        self._stale: set[int] = set()
+        self._on_gap = on_gap
+
+    # -- stream events -------------------------------------------------------------------------------------
+    def handle(self, event: Opened | Data | Gap | Closed) -> None:
+        if self._stale:
+            self._expire_stale(event.now)
+        if isinstance(event, Data):
+            speaker = self._speaker(event.conn_id, event.flow, event.now)
+            session = self.sessions[event.conn_id]
+            for item in speaker.reader.feed(event.data):
+                if isinstance(item, RawMessage):
+                    self._message(session, speaker, item, event.now)
+                else:
+                    self._skipped(speaker, item, event.now)
+        elif isinstance(event, Opened):
+            self._speaker(event.conn_id, event.flow, event.now)
+        elif isinstance(event, Gap):
+            speaker = self._speaker(event.conn_id, event.flow, event.now)
+            speaker.gaps += 1
+            self.stats.gaps += 1
+            self.stats.gap_bytes += event.missing
+            skipped = speaker.reader.gap(event.missing)
+            if skipped is not None:
+                self._skipped(speaker, skipped, event.now)
+            if speaker.peer is not None:
+                speaker.peer.possibly_stale = True
+            if self._on_gap is not None:
+                self._on_gap(speaker, event.now)
+        elif isinstance(event, Closed):
+            session = self.sessions.get(event.conn_id)
+            if session is not None and event.reason in ("fin", "rst"):
+                self._end(session, event.reason, event.now)
+
+    def finish(self, now: float) -> None:
+        """End of input: sessions still open stay up (their routes stay); stale timers are checked."""
+        self._expire_stale(now)
+
+    # -- speakers and peers --------------------------------------------------------------------------------
+    def _speaker(self, conn_id: int, flow: Flow, now: float) -> Speaker:
+        session = self.sessions.get(conn_id)
+        if session is None:
+            session = self.sessions[conn_id] = Session(conn_id, flow, now)
+        speaker = session.speakers.get(flow)
+        if speaker is None:
+            speaker = session.speakers[flow] = Speaker(flow)
+            speaker.reader.max_len = (
+                65535  # until the OPENs say otherwise: never reject a message we can frame
+            )
+        return speaker
+
+    def _peer_for(self, speaker: Speaker) -> Peer:
+        if speaker.peer is None:
+            key = (speaker.flow.src, speaker.flow.dst)
+            peer = self._peers.get(key)
+            if peer is None:
+                peer = self._peers[key] = self.rib.add_peer(speaker.flow.src, speaker.flow.dst)
+            speaker.peer = peer
+        return speaker.peer
+
+    # -- messages ------------------------------------------------------------------------------------------
+    def _message(self, session: Session, speaker: Speaker, raw: RawMessage, now: float) -> None:
+        name = _type_name(raw.type)
+        speaker.messages[name] += 1
+        self.stats.messages[name] += 1
+        if raw.type == MessageType.UPDATE:
+            self._update(session, speaker, raw, now)
+            return
+        try:
+            message = decode_body(raw.type, raw.body)
+        except DecodeError as exc:
+            self._error(speaker, raw.offset, exc.error, now)
+            return
+        if raw.type == MessageType.OPEN:
+            self._open(session, speaker, message, now)  # type: ignore[arg-type]
+        elif raw.type == MessageType.NOTIFICATION:
+            session.notification = message  # type: ignore[assignment]
+            session.notification_from = speaker.flow.src
+            self._end(session, "notification", now)
+
+    def _open(self, session: Session, speaker: Speaker, message: Open, now: float) -> None:
+        speaker.open = message
+        peer = self._peer_for(speaker)
+        other = self._other(session, speaker)
+        if peer.state is PeerState.STALE:
+            self._stale.discard(peer.id)  # graceful restart: stale routes go at End-of-RIB (RFC 4724 4.2)
+        elif self.rib.flush_peer(peer.id):
+            pass  # the old session never closed in the capture: a new OPEN replaces its routes
+        peer.generation += 1
+        peer.state = PeerState.ESTABLISHED
+        peer.possibly_stale = False
+        peer.asn = message.asn
+        peer.router_id = message.router_id
+        speaker.ctx = None
+        speaker.end_of_rib.clear()
+        if other is not None and other.open is not None:
+            peer.local_asn = other.open.asn
+            if other.peer is not None:
+                other.peer.local_asn = message.asn
+            for one, two in ((speaker, other), (other, speaker)):
+                one.ctx = negotiate(one.open, two.open)  # type: ignore[arg-type]
+                one.reader.max_len = one.ctx.max_message_len
+
+    def _other(self, session: Session, speaker: Speaker) -> Speaker | None:
+        return session.speakers.get(speaker.flow.reversed())
+
+    def _context(self, speaker: Speaker, update: Update) -> SessionContext:
+        """The decided context, or one inferred from this UPDATE for the facts still unknown."""
+        if speaker.ctx is not None and not speaker.ctx.inferred:
+            return speaker.ctx
+        own = speaker.open
+        split = split_mp_attributes(update.attributes)
+        if speaker.as4 is None:
+            if own is not None and own.four_octet_as is None:
+                speaker.as4 = False
+            elif split is not None and split.as_path:
+                fits4 = as_path_fits(split.as_path, True)
+                fits2 = as_path_fits(split.as_path, False)
+                has_as4_path = _has_attribute(split.shared, AttrCode.AS4_PATH)
+                # AS4_PATH is only sent on 2-octet sessions (RFC 6793 4.2.2); else prefer what fits.
+                speaker.as4 = not has_as4_path if fits4 == fits2 else fits4
+        families: list[tuple[AfiSafi, bytes]] = []
+        if update.withdrawn:
+            families.append(((1, 1), update.withdrawn))
+        if update.nlri:
+            families.append(((1, 1), update.nlri))
+        if split is not None:
+            for where, skip in ((split.reach, None), (split.unreach, 3)):
+                if where is None or len(where[1]) < 3:
+                    continue
+                value = where[1]
+                family = ((value[0] << 8) | value[1], value[2])
+                start = skip if skip is not None else 4 + value[3] + 1
+                families.append((family, value[start:]))
+        for family, data in families:
+            if family in speaker.add_path or not data:
+                continue
+            if own is not None and not own.add_path.get(family, 0) & AddPathMode.SEND:
+                speaker.add_path[family] = False
+            else:
+                # Path identifiers only when the field cannot be read without them (never a length heuristic
+                # alone: a field that reads both ways is taken as it reads without).
+                speaker.add_path[family] = not nlri_fits(data, family, False) and nlri_fits(
+                    data, family, True
+                )
+        ctx = SessionContext(
+            as4=speaker.as4 if speaker.as4 is not None else True,
+            add_path=frozenset(f for f, on in speaker.add_path.items() if on),
+            extended_message=True,
+            inferred=True,
+        )
+        speaker.ctx = ctx
+        return ctx
+
+    def _update(self, session: Session, speaker: Speaker, raw: RawMessage, now: float) -> None:
+        try:
+            update = decode_update(raw.body)
+        except DecodeError as exc:
+            self._error(speaker, raw.offset, exc.error, now)
+            self._reset(session, speaker, now)
+            return
+        ctx = self._context(speaker, update)
+        routes = update_routes(update, ctx, self.cache)
+        peer = self._peer_for(speaker)
+        for error in routes.errors:
+            self._error(speaker, raw.offset, error, now)
+        self._apply(speaker, peer, routes, now)
+        if routes.action >= Action.SESSION_RESET:
+            self._reset(session, speaker, now)
+
+    def _apply(self, speaker: Speaker, peer: Peer, routes: UpdateRoutes, now: float) -> None:
+        stats = self.stats
+        rib = self.rib
+        for family, gone in routes.withdrawn:
+            if gone.prefixes:
+                stats.withdrawn[_family_key(family)] += len(gone.prefixes)
+                if family in RIB_FAMILIES:
+                    rib.withdraw(family, gone.prefixes, gone.path_ids, peer.id)
+        for family in routes.disabled_families:
+            rib.flush_peer(peer.id, [family])
+        attrs = routes.attributes
+        for announcement in routes.announced:
+            stats.announced[_family_key(announcement.family)] += len(announcement.nlri.prefixes)
+            if announcement.family in RIB_FAMILIES and attrs is not None:
+                path = Path(
+                    peer.id,
+                    attrs,
+                    announcement.next_hop,
+                    announcement.next_hop_link_local,
+                    now,
+                    peer.generation,
+                )
+                rib.announce(
+                    announcement.family, announcement.nlri.prefixes, announcement.nlri.path_ids, path
+                )
+        if routes.end_of_rib is not None:
+            family = routes.end_of_rib
+            stats.end_of_rib[_family_key(family)] += 1
+            speaker.end_of_rib.add(family)
+            # RFC 4724 4.2: routes still stale from before the restart go once the family is complete.
+            rib.flush_peer(peer.id, [family], older_than=peer.generation)
+
+    # -- session end ---------------------------------------------------------------------------------------
+    def _end(self, session: Session, reason: str, now: float) -> None:
+        if session.state != "open":
+            return
+        session.state = "closed"
+        session.ended = now
+        session.end_reason = reason
+        hard = session.notification is not None and not _graceful_notification(session)
+        for speaker in session.speakers.values():
+            peer = speaker.peer
+            if peer is None or peer.state is not PeerState.ESTABLISHED:
+                continue
+            restart = _restart_time(speaker, self._other(session, speaker))
+            if restart is not None and not hard:
+                peer.state = PeerState.STALE
+                peer.stale_deadline = now + restart
+                self._stale.add(peer.id)
+            else:
+                self.rib.flush_peer(peer.id)
+                peer.state = PeerState.DOWN
+        self.finished.append(session)
+
+    def _reset(self, session: Session, speaker: Speaker, now: float) -> None:
+        """RFC 7606 session reset: the receiver would have torn the session down, dropping the sender's routes."""
+        if speaker.peer is not None:
+            self.rib.flush_peer(speaker.peer.id)
+            speaker.peer.state = PeerState.DOWN
+
+    def _expire_stale(self, now: float) -> None:
+        for peer_id in list(self._stale):
+            peer = self.rib.peers[peer_id]
+            if peer.state is not PeerState.STALE:
+                self._stale.discard(peer_id)
+            elif peer.stale_deadline is not None and now >= peer.stale_deadline:
+                self.rib.flush_peer(peer_id)
+                peer.state = PeerState.DOWN
+                self._stale.discard(peer_id)
+
+    # -- problems ------------------------------------------------------------------------------------------
+    def _skipped(self, speaker: Speaker, skipped: Skipped, now: float) -> None:
+        self._error(speaker, skipped.offset, skipped.error, now)
+
+    def _error(self, speaker: Speaker, offset: int, error: ParseError, now: float) -> None:
+        stats = self.stats
+        stats.error_count += 1
+        stats.actions[error.action.name.lower()] += 1
+        if len(stats.errors) < MAX_ERRORS_KEPT:
+            flow = speaker.flow
+            stats.errors.append(
+                ErrorRecord(f"{flow.src}:{flow.sport}->{flow.dst}:{flow.dport}", offset, error, now)
+            )
+
+    def all_sessions(self) -> list[Session]:
+        return sorted(self.sessions.values(), key=lambda s: s.conn_id)
+
+
+RIB_FAMILIES = frozenset({(1, 1), (2, 1)})
+
+
+def _family_key(family: AfiSafi) -> str:
+    return f"{family[0]}/{family[1]}"
+
+
+def _type_name(msg_type: int) -> str:
+    try:
+        return MessageType(msg_type).name.lower()
+    except ValueError:
+        return f"type-{msg_type}"
+
+
+def _has_attribute(block: bytes, code: int) -> bool:
+    i = 0
+    end = len(block)
+    while i + 3 <= end:
+        flags, this = block[i], block[i + 1]
+        if flags & 0x10:
+            if i + 4 > end:
+                return False
+            length, head = (block[i + 2] << 8) | block[i + 3], 4
+        else:
+            length, head = block[i + 2], 3
+        if this == code:
+            return True
+        i += head + length
+    return False
+
+
+def _restart_time(speaker: Speaker, other: Speaker | None) -> int | None:
+    """Seconds the receiver keeps the sender's routes after the session drops (RFC 4724 4.2), or None."""
+    if speaker.open is None or other is None or other.open is None:
+        return None
+    sent = speaker.open.graceful_restart
+    if sent is None or other.open.graceful_restart is None:
+        return None
+    return sent.restart_time
+
+
+def _graceful_notification(session: Session) -> bool:
+    """RFC 8538: with the N bit from both sides, a NOTIFICATION other than Hard Reset keeps GR routes."""
+    notification = session.notification
+    if notification is None:
+        return True
+    if notification.code == NotificationCode.CEASE and notification.subcode == CeaseSubcode.HARD_RESET:
+        return False
+    n_bit = 0x4  # RFC 8538 2: the "N" bit in the Restart Flags
+    opens = [s.open for s in session.speakers.values()]
+    return (
+        all(
+            o is not None and o.graceful_restart is not None and o.graceful_restart.flags & n_bit
+            for o in opens
+        )
+        and len(opens) == 2
+    )
+
+
+__all__ = ["SessionTracker", "Session", "Speaker", "BgpStats", "ErrorRecord", "family_name"]

@@ -1,0 +1,322 @@
+"""The RIB on disk: SQLite in WAL mode, so `sniffroute rib` in another process reads what a replay (or the live
+controller) wrote while it writes.
+
+Layout: one row per distinct attribute set (`attrs`, JSON), one per UPDATE announcement (`paths`: peer, attribute
+set, next hop, time), and one narrow row per route (`routes`, WITHOUT ROWID, keyed by family, wire prefix, peer and
+path id). A full table has few attribute sets and paths, so a route costs a few dozen bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path as FsPath
+from typing import Any
+
+from parsers.bgp.attributes import PathAttributes, as_path_json, format_community, format_large
+from parsers.bgp.constants import AttrCode, Origin, family_name
+from parsers.bgp.nlri import ADDRESS_BYTES, prefix_from_text, prefix_to_text
+from sniffroute.rib import Path, Reason, Rib
+
+SCHEMA_VERSION = 1
+NO_PATH_ID = -1  # primary-key columns cannot be NULL; ADD-PATH identifiers are 0..2**32-1
+_REASONS = list(Reason)
+_SHARED_ATTRS = {
+    AttrCode.ORIGIN,
+    AttrCode.AS_PATH,
+    AttrCode.NEXT_HOP,
+    AttrCode.MULTI_EXIT_DISC,
+    AttrCode.LOCAL_PREF,
+    AttrCode.ATOMIC_AGGREGATE,
+    AttrCode.AGGREGATOR,
+    AttrCode.COMMUNITIES,
+    AttrCode.ORIGINATOR_ID,
+    AttrCode.CLUSTER_LIST,
+    AttrCode.EXTENDED_COMMUNITIES,
+    AttrCode.LARGE_COMMUNITIES,
+    AttrCode.AS4_PATH,
+    AttrCode.AS4_AGGREGATOR,
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS peers (
+    id INTEGER PRIMARY KEY, address TEXT NOT NULL, local_address TEXT NOT NULL, asn INTEGER, local_asn INTEGER,
+    router_id TEXT, state TEXT NOT NULL, possibly_stale INTEGER NOT NULL, generation INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS attrs (id INTEGER PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS paths (
+    id INTEGER PRIMARY KEY, peer INTEGER NOT NULL, attrs INTEGER NOT NULL, next_hop TEXT, next_hop_ll TEXT,
+    since REAL NOT NULL, generation INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS routes (
+    family INTEGER NOT NULL, prefix BLOB NOT NULL, peer INTEGER NOT NULL, path_id INTEGER NOT NULL,
+    path INTEGER NOT NULL, best INTEGER NOT NULL, reason INTEGER,
+    PRIMARY KEY (family, prefix, peer, path_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY, json TEXT NOT NULL);
+"""
+
+
+def default_db_path() -> FsPath:
+    """$SNIFFROUTE_DB, else $XDG_STATE_HOME/sniffroute/rib.sqlite (~/.local/state/sniffroute/rib.sqlite)."""
+    explicit = os.environ.get("SNIFFROUTE_DB")
+    if explicit:
+        return FsPath(explicit)
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return FsPath(state) / "sniffroute" / "rib.sqlite"
+
+
+class StoreError(Exception):
+    """The store is missing, unreadable or of another schema."""
+
+
+def family_code(family: tuple[int, int]) -> int:
+    return (family[0] << 8) | family[1]
+
+
+def code_family(code: int) -> tuple[int, int]:
+    return code >> 8, code & 0xFF
+
+
+def attributes_json(attrs: PathAttributes) -> dict[str, Any]:
+    """The attribute fields of a route as shown by `rib --json` (DESIGN.md)."""
+    origin = attrs.origin
+    return {
+        "as_path": as_path_json(attrs.as_path),
+        "origin": Origin(origin).name.lower() if origin in (0, 1, 2) else origin,
+        "med": attrs.med,
+        "local_pref": attrs.local_pref,
+        "communities": [format_community(c) for c in attrs.communities],
+        "large_communities": [format_large(c) for c in attrs.large_communities],
+        "ext_communities": [c.hex() for c in attrs.ext_communities],
+        "atomic_aggregate": attrs.atomic_aggregate,
+        "aggregator": f"{attrs.aggregator.asn}:{attrs.aggregator.address}" if attrs.aggregator else None,
+        "originator_id": attrs.originator_id,
+        "cluster_list": list(attrs.cluster_list),
+        "other_attributes": sorted({a.code for a in attrs.attributes} - _SHARED_ATTRS),
+        "errors": [str(e) for e in attrs.errors],
+    }
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = FsPath(path)
+        if not create and not self.path.exists():
+            raise StoreError(
+                f"{self.path}: no RIB here yet (run `sniffroute replay CAPTURE` first, or pass --db)"
+            )
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a sniffroute store ({exc})") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------------------------
+    def save(self, rib: Rib, documents: dict[str, Any] | None = None) -> int:
+        """Replace the stored RIB with `rib` (best flags as of its last commit); returns routes written."""
+        db = self.db
+        with db:
+            for table in ("peers", "attrs", "paths", "routes", "documents"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            db.executemany(
+                "INSERT INTO peers VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        p.id,
+                        p.address,
+                        p.local_address,
+                        p.asn,
+                        p.local_asn,
+                        p.router_id,
+                        p.state.value,
+                        int(p.possibly_stale),
+                        p.generation,
+                    )
+                    for p in rib.peers.values()
+                ],
+            )
+            attr_ids: dict[int, int] = {}
+            path_ids: dict[int, int] = {}
+            attr_rows: list[tuple[int, str]] = []
+            path_rows: list[tuple[Any, ...]] = []
+
+            def path_id_of(path: Path) -> int:
+                key = id(path)
+                found = path_ids.get(key)
+                if found is None:
+                    attrs_key = id(path.attrs)
+                    attrs_id = attr_ids.get(attrs_key)
+                    if attrs_id is None:
+                        attrs_id = attr_ids[attrs_key] = len(attr_ids) + 1
+                        attr_rows.append((attrs_id, json.dumps(attributes_json(path.attrs))))
+                    found = path_ids[key] = len(path_ids) + 1
+                    path_rows.append(
+                        (
+                            found,
+                            path.peer,
+                            attrs_id,
+                            path.next_hop,
+                            path.next_hop_link_local,
+                            path.since,
+                            path.generation,
+                        )
+                    )
+                return found
+
+            written = 0
+            batch: list[tuple[Any, ...]] = []
+            insert = "INSERT INTO routes VALUES (?,?,?,?,?,?,?)"
+            for family, prefix, source, path, reason in rib.routes():
+                batch.append(
+                    (
+                        family_code(family),
+                        prefix,
+                        source[0],
+                        NO_PATH_ID if source[1] is None else source[1],
+                        path_id_of(path),
+                        int(reason is not None),
+                        None if reason is None else _REASONS.index(reason),
+                    )
+                )
+                if len(batch) >= 50_000:
+                    db.executemany(insert, batch)
+                    written += len(batch)
+                    batch.clear()
+            db.executemany(insert, batch)
+            written += len(batch)
+            db.executemany("INSERT INTO attrs VALUES (?,?)", attr_rows)
+            db.executemany("INSERT INTO paths VALUES (?,?,?,?,?,?,?)", path_rows)
+            for name, value in (documents or {}).items():
+                db.execute("INSERT INTO documents VALUES (?,?)", (name, json.dumps(value)))
+        return written
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def document(self, name: str) -> Any:
+        row = self.db.execute("SELECT json FROM documents WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def peers(self) -> list[dict[str, Any]]:
+        cols = [
+            "id",
+            "address",
+            "local_address",
+            "asn",
+            "local_asn",
+            "router_id",
+            "state",
+            "possibly_stale",
+            "generation",
+        ]
+        return [
+            dict(zip(cols, row, strict=True)) for row in self.db.execute("SELECT * FROM peers ORDER BY id")
+        ]
+
+    def routes(
+        self,
+        *,
+        prefix: str | None = None,
+        address: str | None = None,
+        peer: str | None = None,
+        all_paths: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Routes as `rib --json` shows them: best paths, or all with `all_paths`; filtered by prefix, longest
+        match for an address, or peer address."""
+        where = []
+        args: list[Any] = []
+        if prefix is not None:
+            afi, key = prefix_from_text(prefix)
+            where.append("r.family IN (?, ?) AND r.prefix = ?")
+            args += [family_code((afi, 1)), family_code((afi, 2)), key]
+        elif address is not None:
+            match = self._longest_match(address)
+            if match is None:
+                return []
+            where.append("r.family = ? AND r.prefix = ?")
+            args += list(match)
+        if peer is not None:
+            where.append("p.address = ?")
+            args.append(peer)
+        if not all_paths:
+            where.append("r.best = 1")
+        sql = (
+            "SELECT r.family, r.prefix, r.path_id, r.best, r.reason, p.address, p.asn, p.state, p.possibly_stale,"
+            " pa.next_hop, pa.next_hop_ll, pa.since, pa.generation, p.generation, a.json"
+            " FROM routes r JOIN peers p ON p.id = r.peer JOIN paths pa ON pa.id = r.path"
+            " JOIN attrs a ON a.id = pa.attrs"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        attrs_cache: dict[str, dict[str, Any]] = {}
+        out = []
+        for row in self.db.execute(sql, args):
+            (code, key, path_id, best, reason, peer_addr, peer_as, state, possibly_stale, nh, nh_ll, since, gen,
+             peer_gen, attrs_text) = row  # fmt: skip
+            attrs = attrs_cache.get(attrs_text)
+            if attrs is None:
+                attrs = attrs_cache[attrs_text] = json.loads(attrs_text)
+            family = code_family(code)
+            route = {
+                "prefix": prefix_to_text(family[0], key),
+                "family": family_name(family),
+                "protocol": "bgp",
+                "peer": peer_addr,
+                "peer_as": peer_as,
+                "path_id": None if path_id == NO_PATH_ID else path_id,
+                "next_hop": nh,
+                "next_hop_link_local": nh_ll,
+                **attrs,
+                "best": bool(best),
+                "reason": _REASONS[reason].value if reason is not None else None,
+                "stale": state == "stale" or gen < peer_gen,
+                "possibly_stale": bool(possibly_stale),
+                "since": since,
+            }
+            out.append(route)
+        out.sort(key=_route_order)
+        return out
+
+    def _longest_match(self, address: str) -> tuple[int, bytes] | None:
+        afi, full = prefix_from_text(address)
+        width = ADDRESS_BYTES[afi] * 8
+        candidates = [prefix_from_text(f"{address}/{bits}")[1] for bits in range(width, -1, -1)]
+        marks = ",".join("?" * len(candidates))
+        rows = self.db.execute(
+            f"SELECT family, prefix FROM routes WHERE family IN (?, ?) AND prefix IN ({marks})",
+            [family_code((afi, 1)), family_code((afi, 2)), *candidates],
+        ).fetchall()
+        if not rows:
+            return None
+        return max(rows, key=lambda r: r[1][0])
+
+    def route_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM routes").fetchone()[0]
+
+
+def _route_order(route: dict[str, Any]) -> tuple[Any, ...]:
+    import ipaddress
+
+    net = ipaddress.ip_network(route["prefix"], strict=False)
+    return (
+        net.version,
+        int(net.network_address),
+        net.prefixlen,
+        not route["best"],
+        route["peer"],
+        route["path_id"] or 0,
+    )
