@@ -44,9 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="feed captures through the sniff pipeline into the RIB")
     replay.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file, gzip'ed or not")
     replay.add_argument("--db", type=Path, help=db_help)
-    replay.add_argument(
-        "--no-store", action="store_true", help="do not write the store (measure the pipeline)"
-    )
+    replay.add_argument("--no-store", action="store_true", help="do not write the store (measure the pipeline)")
     replay.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     replay.add_argument(
         "--bgp-port",
@@ -59,9 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.set_defaults(handler=cmd_replay)
 
     rib = sub.add_parser("rib", help="show the Loc-RIB (best paths) or every path")
-    rib.add_argument(
-        "target", nargs="?", metavar="PREFIX|ADDRESS", help="a prefix, or an address (longest match)"
-    )
+    rib.add_argument("target", nargs="?", metavar="PREFIX|ADDRESS", help="a prefix, or an address (longest match)")
     rib.add_argument("--peer", metavar="ADDR", help="only routes from this peer")
     rib.add_argument("--all", action="store_true", help="every path, not just the best")
     rib.add_argument("--protocol", choices=["bgp"], default=None, help="only routes of this protocol")

@@ -133,9 +133,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(f"  {s['id']}: {speakers} -- {end}{' [inferred]' if s['inferred'] else ''}")
     errors = summary["errors"]
     if errors["count"]:
-        lines.append(
-            f"errors: {errors['count']} ({', '.join(f'{k} {v}' for k, v in errors['by_action'].items())})"
-        )
+        lines.append(f"errors: {errors['count']} ({', '.join(f'{k} {v}' for k, v in errors['by_action'].items())})")
         lines.extend(f"  {e}" for e in errors["first"][:10])
     lines.append(f"done in {summary['seconds']} s")
     return lines

@@ -134,9 +134,7 @@ class Rib:
         return table
 
     # -- route updates -------------------------------------------------------------------------------------
-    def announce(
-        self, family: AfiSafi, prefixes: list[bytes], path_ids: list[int] | None, path: Path
-    ) -> None:
+    def announce(self, family: AfiSafi, prefixes: list[bytes], path_ids: list[int] | None, path: Path) -> None:
         table = self._table(family)
         stats = self.stats
         stats.announced[family] = stats.announced.get(family, 0) + len(prefixes)
@@ -201,9 +199,7 @@ class Rib:
                 if not current:
                     del table[prefix]
 
-    def flush_peer(
-        self, peer: int, families: Iterable[AfiSafi] | None = None, older_than: int | None = None
-    ) -> int:
+    def flush_peer(self, peer: int, families: Iterable[AfiSafi] | None = None, older_than: int | None = None) -> int:
         """Remove a peer's routes (all, of some families, or those of generations before `older_than`)."""
         removed = 0
         for family in list(families) if families is not None else list(self.tables):
@@ -218,9 +214,7 @@ class Rib:
                         doomed_single.append(prefix)
                     continue
                 gone = [
-                    s
-                    for s, p in current.items()
-                    if s[0] == peer and (older_than is None or p.generation < older_than)
+                    s for s, p in current.items() if s[0] == peer and (older_than is None or p.generation < older_than)
                 ]
                 if gone:
                     if self.track_changes:
@@ -321,9 +315,7 @@ class Rib:
         return _address_key(router_id)
 
     # -- reading ---------------------------------------------------------------------------------------------
-    def routes(
-        self, family: AfiSafi | None = None
-    ) -> Iterator[tuple[AfiSafi, bytes, Source, Path, Reason | None]]:
+    def routes(self, family: AfiSafi | None = None) -> Iterator[tuple[AfiSafi, bytes, Source, Path, Reason | None]]:
         """Every path: (family, prefix, source, path, reason if it is the best path else None).
 
         Call commit() first for current decisions."""

@@ -149,9 +149,7 @@ class SessionTracker:
         speaker = session.speakers.get(flow)
         if speaker is None:
             speaker = session.speakers[flow] = Speaker(flow)
-            speaker.reader.max_len = (
-                65535  # until the OPENs say otherwise: never reject a message we can frame
-            )
+            speaker.reader.max_len = 65535  # until the OPENs say otherwise: never reject a message we can frame
         return speaker
 
     def _peer_for(self, speaker: Speaker) -> Peer:
@@ -245,9 +243,7 @@ class SessionTracker:
             else:
                 # Path identifiers only when the field cannot be read without them (never a length heuristic
                 # alone: a field that reads both ways is taken as it reads without).
-                speaker.add_path[family] = not nlri_fits(data, family, False) and nlri_fits(
-                    data, family, True
-                )
+                speaker.add_path[family] = not nlri_fits(data, family, False) and nlri_fits(data, family, True)
         ctx = SessionContext(
             as4=speaker.as4 if speaker.as4 is not None else True,
             add_path=frozenset(f for f, on in speaker.add_path.items() if on),
@@ -276,16 +272,17 @@ class SessionTracker:
     def _apply(self, speaker: Speaker, peer: Peer, routes: UpdateRoutes, now: float) -> None:
         stats = self.stats
         rib = self.rib
+        for family, count in routes.carried_withdrawn.items():
+            stats.withdrawn[_family_key(family)] += count
+        for family, count in routes.carried_announced.items():
+            stats.announced[_family_key(family)] += count
         for family, gone in routes.withdrawn:
-            if gone.prefixes:
-                stats.withdrawn[_family_key(family)] += len(gone.prefixes)
-                if family in RIB_FAMILIES:
-                    rib.withdraw(family, gone.prefixes, gone.path_ids, peer.id)
+            if gone.prefixes and family in RIB_FAMILIES:
+                rib.withdraw(family, gone.prefixes, gone.path_ids, peer.id)
         for family in routes.disabled_families:
             rib.flush_peer(peer.id, [family])
         attrs = routes.attributes
         for announcement in routes.announced:
-            stats.announced[_family_key(announcement.family)] += len(announcement.nlri.prefixes)
             if announcement.family in RIB_FAMILIES and attrs is not None:
                 path = Path(
                     peer.id,
@@ -295,9 +292,7 @@ class SessionTracker:
                     now,
                     peer.generation,
                 )
-                rib.announce(
-                    announcement.family, announcement.nlri.prefixes, announcement.nlri.path_ids, path
-                )
+                rib.announce(announcement.family, announcement.nlri.prefixes, announcement.nlri.path_ids, path)
         if routes.end_of_rib is not None:
             family = routes.end_of_rib
             stats.end_of_rib[_family_key(family)] += 1
@@ -353,9 +348,7 @@ class SessionTracker:
         stats.actions[error.action.name.lower()] += 1
         if len(stats.errors) < MAX_ERRORS_KEPT:
             flow = speaker.flow
-            stats.errors.append(
-                ErrorRecord(f"{flow.src}:{flow.sport}->{flow.dst}:{flow.dport}", offset, error, now)
-            )
+            stats.errors.append(ErrorRecord(f"{flow.src}:{flow.sport}->{flow.dst}:{flow.dport}", offset, error, now))
 
     def all_sessions(self) -> list[Session]:
         return sorted(self.sessions.values(), key=lambda s: s.conn_id)
@@ -412,10 +405,7 @@ def _graceful_notification(session: Session) -> bool:
     n_bit = 0x4  # RFC 8538 2: the "N" bit in the Restart Flags
     opens = [s.open for s in session.speakers.values()]
     return (
-        all(
-            o is not None and o.graceful_restart is not None and o.graceful_restart.flags & n_bit
-            for o in opens
-        )
+        all(o is not None and o.graceful_restart is not None and o.graceful_restart.flags & n_bit for o in opens)
         and len(opens) == 2
     )
 

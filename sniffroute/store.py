@@ -101,9 +101,7 @@ class Store:
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = FsPath(path)
         if not create and not self.path.exists():
-            raise StoreError(
-                f"{self.path}: no RIB here yet (run `sniffroute replay CAPTURE` first, or pass --db)"
-            )
+            raise StoreError(f"{self.path}: no RIB here yet (run `sniffroute replay CAPTURE` first, or pass --db)")
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -223,9 +221,7 @@ class Store:
             "possibly_stale",
             "generation",
         ]
-        return [
-            dict(zip(cols, row, strict=True)) for row in self.db.execute("SELECT * FROM peers ORDER BY id")
-        ]
+        return [dict(zip(cols, row, strict=True)) for row in self.db.execute("SELECT * FROM peers ORDER BY id")]
 
     def routes(
         self,

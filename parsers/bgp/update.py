@@ -53,26 +53,43 @@ class UpdateRoutes:
     errors: list[ParseError] = field(default_factory=list)
     end_of_rib: AfiSafi | None = None
     disabled_families: list[AfiSafi] = field(default_factory=list)
+    # What the message carried per family, before RFC 7606 turned announcements into withdrawals.
+    carried_announced: dict[AfiSafi, int] = field(default_factory=dict)
+    carried_withdrawn: dict[AfiSafi, int] = field(default_factory=dict)
 
     @property
     def action(self) -> Action:
         return strongest(self.errors)
 
+    def count_carried(self) -> None:
+        for family, nlri in self.withdrawn:
+            if nlri.prefixes:
+                self.carried_withdrawn[family] = self.carried_withdrawn.get(family, 0) + len(nlri.prefixes)
+        for announcement in self.announced:
+            family = announcement.family
+            self.carried_announced[family] = self.carried_announced.get(family, 0) + len(announcement.nlri.prefixes)
+
 
 @dataclass(slots=True)
 class _Split:
     shared: bytes
-    reach: tuple[int, bytes] | None = None  # (offset in the attribute block, value)
-    unreach: tuple[int, bytes] | None = None
+    reach: list[tuple[int, int, bytes]] = field(default_factory=list)  # (offset in the block, flags, value)
+    unreach: list[tuple[int, int, bytes]] = field(default_factory=list)
     as_path: bytes | None = None
     removed: tuple[tuple[int, int], ...] = ()  # (offset in `shared`, length) of each MP attribute cut out
+
+
+_MP_CATEGORY = AttrFlag.OPTIONAL | AttrFlag.TRANSITIVE
+_MP_FLAGS = AttrFlag.OPTIONAL  # RFC 4760 3 and 4: optional non-transitive
 
 
 def split_mp_attributes(block: bytes) -> _Split | None:
     """Separate MP_REACH/MP_UNREACH from the shared attributes by walking the headers; None if the walk fails."""
     i = 0
     end = len(block)
-    reach = unreach = as_path = None
+    as_path = None
+    reach: list[tuple[int, int, bytes]] = []
+    unreach: list[tuple[int, int, bytes]] = []
     kept: list[bytes] = []
     removed: list[tuple[int, int]] = []
     start = 0
@@ -94,14 +111,7 @@ def split_mp_attributes(block: bytes) -> _Split | None:
         if stop > end:
             return None
         if code == AttrCode.MP_REACH_NLRI or code == AttrCode.MP_UNREACH_NLRI:
-            if code == AttrCode.MP_REACH_NLRI:
-                if reach is not None:
-                    return None  # duplicate MP attribute: the full decoder reports it (RFC 7606 3.g)
-                reach = (i, block[i + head : stop])
-            else:
-                if unreach is not None:
-                    return None
-                unreach = (i, block[i + head : stop])
+            (reach if code == AttrCode.MP_REACH_NLRI else unreach).append((i, flags, block[i + head : stop]))
             kept.append(block[start:i])
             shared_len += i - start
             removed.append((shared_len, stop - i))
@@ -109,10 +119,22 @@ def split_mp_attributes(block: bytes) -> _Split | None:
         elif code == AttrCode.AS_PATH and as_path is None:
             as_path = block[i + head : stop]
         i = stop
-    if reach is None and unreach is None:
-        return _Split(block, None, None, as_path)
+    if not reach and not unreach:
+        return _Split(block, reach, unreach, as_path)
     kept.append(block[start:])
     return _Split(b"".join(kept), reach, unreach, as_path, tuple(removed))
+
+
+def _check_mp(split: _Split, attrs_offset: int, out: UpdateRoutes) -> None:
+    """RFC 7606 3.c, 3.g: MP attributes with wrong flags, or repeated, leave the session's state unknown."""
+    for name, found in (("MP_REACH_NLRI", split.reach), ("MP_UNREACH_NLRI", split.unreach)):
+        for at, flags, value in found:
+            if flags & _MP_CATEGORY != _MP_FLAGS:
+                out.errors.append(
+                    _mp_error(f"{name} flags 0x{flags:02x} are not optional non-transitive", attrs_offset + at, 2)
+                )
+        for at, _, value in found[1:]:
+            out.errors.append(_mp_error(f"{name} repeated", attrs_offset + at, len(value)))
 
 
 def as_path_fits(value: bytes, as4: bool) -> bool:
@@ -121,11 +143,7 @@ def as_path_fits(value: bytes, as4: bool) -> bool:
     i = 0
     end = len(value)
     while i < end:
-        if (
-            i + 2 > end
-            or not SegmentType.AS_SET <= value[i] <= SegmentType.AS_CONFED_SET
-            or value[i + 1] == 0
-        ):
+        if i + 2 > end or not SegmentType.AS_SET <= value[i] <= SegmentType.AS_CONFED_SET or value[i + 1] == 0:
             return False
         i += 2 + value[i + 1] * width
     return i == end
@@ -171,11 +189,13 @@ def update_routes(update: Update, ctx: SessionContext, cache: AttributeCache) ->
     if not update.attributes:
         if update.nlri:
             out.errors.append(_update_error("NLRI without path attributes", nlri_offset, len(update.nlri)))
-            out.withdrawn.append(
-                (IPV4_UNICAST, split_nlri(update.nlri, IPV4_UNICAST, ipv4_add_path, nlri_offset))
+            out.announced.append(
+                Announcement(IPV4_UNICAST, split_nlri(update.nlri, IPV4_UNICAST, ipv4_add_path, nlri_offset), None)
             )
         elif not update.withdrawn:
             out.end_of_rib = IPV4_UNICAST
+        out.count_carried()
+        _withdraw_all(out)
         return out
 
     split = split_mp_attributes(update.attributes)
@@ -186,15 +206,17 @@ def update_routes(update: Update, ctx: SessionContext, cache: AttributeCache) ->
         if not out.errors:
             out.errors.append(_update_error("malformed attribute list", attrs_offset, len(update.attributes)))
         if update.nlri:
-            out.withdrawn.append(
-                (IPV4_UNICAST, split_nlri(update.nlri, IPV4_UNICAST, ipv4_add_path, nlri_offset))
+            out.announced.append(
+                Announcement(IPV4_UNICAST, split_nlri(update.nlri, IPV4_UNICAST, ipv4_add_path, nlri_offset), None)
             )
+        out.count_carried()
         _withdraw_all(out)
         return out
 
-    if split.unreach is not None:
-        _unreach(split.unreach, attrs_offset, ctx, out)
-    mp_announce = _reach(split.reach, attrs_offset, ctx, out) if split.reach is not None else None
+    _check_mp(split, attrs_offset, out)
+    for where in split.unreach:
+        _unreach(where, attrs_offset, ctx, out)
+    mp_announced = [a for a in (_reach(where, attrs_offset, ctx, out) for where in split.reach) if a is not None]
 
     attrs = cache.get(split.shared, ctx) if split.shared else None
     if attrs is not None:
@@ -207,25 +229,25 @@ def update_routes(update: Update, ctx: SessionContext, cache: AttributeCache) ->
         if ipv4.error:
             out.errors.append(ipv4.error)
     has_ipv4 = ipv4 is not None and bool(ipv4.prefixes)
-    if has_ipv4 or (mp_announce is not None and mp_announce.nlri.prefixes):
+    if has_ipv4 or any(a.nlri.prefixes for a in mp_announced):
         if attrs is None:
             out.errors.append(_update_error("NLRI without ORIGIN/AS_PATH", attrs_offset, 0))
         else:
             out.errors.extend(_shift(missing_mandatory(attrs, True, has_ipv4), attrs_offset, split.removed))
     if has_ipv4:
         out.announced.append(Announcement(IPV4_UNICAST, ipv4, attrs.next_hop if attrs else None))  # type: ignore[arg-type]
-    if mp_announce is not None and mp_announce.nlri.prefixes:
-        out.announced.append(mp_announce)
+    out.announced.extend(a for a in mp_announced if a.nlri.prefixes)
     if (
-        split.unreach is not None
+        len(split.unreach) == 1
         and not update.withdrawn
         and not update.nlri
-        and split.reach is None
+        and not split.reach
         and not split.shared
         and len(out.withdrawn) == 1
         and not out.withdrawn[0][1].prefixes
     ):
         out.end_of_rib = out.withdrawn.pop()[0]  # RFC 4724 2: MP_UNREACH with no NLRI and nothing else
+    out.count_carried()
     if out.action >= Action.TREAT_AS_WITHDRAW:
         _withdraw_all(out)
     return out
@@ -238,10 +260,8 @@ def _withdraw_all(out: UpdateRoutes) -> None:
     out.announced = []
 
 
-def _reach(
-    where: tuple[int, bytes], attrs_offset: int, ctx: SessionContext, out: UpdateRoutes
-) -> Announcement | None:
-    at, value = where
+def _reach(where: tuple[int, bytes], attrs_offset: int, ctx: SessionContext, out: UpdateRoutes) -> Announcement | None:
+    at, _, value = where
     offset = attrs_offset + at
     if len(value) < _MP_HEAD.size:
         out.errors.append(_mp_error("MP_REACH_NLRI shorter than its fixed fields", offset, len(value)))
@@ -266,8 +286,8 @@ def _reach(
     )
 
 
-def _unreach(where: tuple[int, bytes], attrs_offset: int, ctx: SessionContext, out: UpdateRoutes) -> None:
-    at, value = where
+def _unreach(where: tuple[int, int, bytes], attrs_offset: int, ctx: SessionContext, out: UpdateRoutes) -> None:
+    at, _, value = where
     offset = attrs_offset + at
     if len(value) < _UNREACH_HEAD.size:
         out.errors.append(_mp_error("MP_UNREACH_NLRI shorter than its fixed fields", offset, len(value)))
@@ -281,9 +301,7 @@ def _unreach(where: tuple[int, bytes], attrs_offset: int, ctx: SessionContext, o
     out.withdrawn.append((family, field))
 
 
-def _shift(
-    errors: tuple[ParseError, ...], by: int, removed: tuple[tuple[int, int], ...] = ()
-) -> list[ParseError]:
+def _shift(errors: tuple[ParseError, ...], by: int, removed: tuple[tuple[int, int], ...] = ()) -> list[ParseError]:
     """Make offsets in the shared attribute block relative to the UPDATE body.
 
     `removed` lists (offset, length) of the MP attributes cut out of the block, in order: an offset past a cut

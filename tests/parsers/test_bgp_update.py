@@ -102,7 +102,7 @@ def test_split_mp_attributes_keeps_the_rest_in_order():
     reach = mp_reach_v6(bytes([32, 0x20, 1, 0xD, 0xB8]))
     split = split_mp_attributes(ORIGIN_IGP + reach + AS_PATH_4)
     assert split.shared == ORIGIN_IGP + AS_PATH_4
-    assert split.reach[0] == len(ORIGIN_IGP)
+    assert [at for at, _, _ in split.reach] == [len(ORIGIN_IGP)]
     assert split.as_path == AS_PATH_4[3:]
     assert split_mp_attributes(ORIGIN_IGP[:2]) is None
 
@@ -112,3 +112,16 @@ def test_as_path_width_check():
     two = bytes([2, 2, 0xFB, 0xF4, 0xFD, 0xE8])  # AS_SEQUENCE 64500 65000, 2-octet
     assert as_path_fits(four, True) and not as_path_fits(four, False)
     assert as_path_fits(two, False) and not as_path_fits(two, True)
+
+
+def test_repeated_or_misflagged_mp_attribute_is_session_reset_but_counted():
+    nlri = bytes([32, 0x20, 1, 0xD, 0xB8])
+    reach = mp_reach_v6(nlri)
+    out = routes(body(attrs=ORIGIN_IGP + AS_PATH_4 + reach + reach))
+    assert out.action is Action.SESSION_RESET
+    assert out.announced == []  # nothing may enter the RIB
+    assert out.carried_announced == {IPV6_UNICAST: 2}  # but the message carried two announcements
+    misflagged = bytes([0x50]) + reach[1:]  # well-known transitive + extended length: wrong for MP_REACH
+    out = routes(body(attrs=ORIGIN_IGP + AS_PATH_4 + misflagged))
+    assert out.action is Action.SESSION_RESET
+    assert out.carried_announced == {IPV6_UNICAST: 1}

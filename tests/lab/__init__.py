@@ -1,0 +1,1 @@
+"""Lab scaffolding: real routing daemons in network namespaces, used to record capture fixtures."""
