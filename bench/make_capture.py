@@ -56,8 +56,7 @@ def attribute_pool(rng: random.Random, size: int) -> list[bytes]:
     pool = []
     for _ in range(size):
         hops = [SPEAKER_AS] + [
-            rng.choice((rng.randint(1, 64495), rng.randint(131072, 4199999999)))
-            for _ in range(rng.randint(0, 7))
+            rng.choice((rng.randint(1, 64495), rng.randint(131072, 4199999999))) for _ in range(rng.randint(0, 7))
         ]
         as_path = bytes([2, len(hops)]) + b"".join(struct.pack("!I", a) for a in hops)
         if rng.random() < 0.05:
@@ -73,9 +72,7 @@ def attribute_pool(rng: random.Random, size: int) -> list[bytes]:
         if communities:
             block += attribute(0xC0, 8, b"".join(communities))
         if rng.random() < 0.1:
-            block += attribute(
-                0xC0, 32, struct.pack("!III", SPEAKER_AS, rng.randint(0, 100), rng.randint(0, 100))
-            )
+            block += attribute(0xC0, 32, struct.pack("!III", SPEAKER_AS, rng.randint(0, 100), rng.randint(0, 100)))
         pool.append(block)
     return pool
 
@@ -98,9 +95,7 @@ def prefixes_v6(rng: random.Random, count: int) -> list[bytes]:
     return sorted(seen)
 
 
-def updates(
-    rng: random.Random, v4: list[bytes], v6: list[bytes], per_update: tuple[int, int], pool: list[bytes]
-):
+def updates(rng: random.Random, v4: list[bytes], v6: list[bytes], per_update: tuple[int, int], pool: list[bytes]):
     next_hop_v4 = attribute(0x40, 3, bytes([192, 0, 2, 2]))
     next_hop_v6 = bytes.fromhex("20010db8000000000000000000000002")
     lo, hi = per_update
@@ -195,9 +190,7 @@ def write_capture(kind: str, path: str, seed: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=["dense", "sparse"])
     parser.add_argument("out")
     parser.add_argument("--seed", type=int, default=1)

@@ -48,9 +48,7 @@ def best_of(repeat: int, argv: list[str]) -> tuple[float, int, bytes]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()

@@ -337,10 +337,8 @@ class TcpTracker:
         seq = seg.seq
         payload = seg.payload
         if flags & _RST:
-            if half.opened:
-                valid = _near(seq, half.next_seq)
-            else:  # nothing known of this direction, unless it is the replaced connection's RST
-                valid = half.ghost is None or not _near(seq, half.ghost)
+            # With nothing known of this direction, any RST counts unless it belongs to the replaced connection.
+            valid = _near(seq, half.next_seq) if half.opened else half.ghost is None or not _near(seq, half.ghost)
             if valid:
                 self._close(half.conn, half, CloseReason.RST, now, events)
             return
@@ -371,9 +369,7 @@ class TcpTracker:
         head = self._accept(half, offset, payload, now, events) if payload else None
         self._advance(half, head, now, events)
 
-    def _accept(
-        self, half: _Half, offset: int, payload: bytes, now: float, events: list[Event]
-    ) -> bytes | None:
+    def _accept(self, half: _Half, offset: int, payload: bytes, now: float, events: list[Event]) -> bytes | None:
         """Place a segment's bytes: returns the bytes that continue the stream now, holds later ones."""
         end = offset + len(payload)
         if half.fin is not None and end > half.fin:  # nothing follows a FIN

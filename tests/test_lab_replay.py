@@ -62,9 +62,7 @@ def _compare(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> None:
     extra = sorted(set(ours_by_key) - set(theirs_by_key))
     assert not missing, f"{len(missing)} routes the daemons hold are missing, e.g. {missing[:5]}"
     assert not extra, f"{len(extra)} routes the daemons do not hold, e.g. {extra[:5]}"
-    wrong = [
-        (k, ours_by_key[k], theirs_by_key[k]) for k in theirs_by_key if ours_by_key[k] != theirs_by_key[k]
-    ]
+    wrong = [(k, ours_by_key[k], theirs_by_key[k]) for k in theirs_by_key if ours_by_key[k] != theirs_by_key[k]]
     assert not wrong, f"{len(wrong)} routes differ; first: ours {wrong[0][1]} vs daemon {wrong[0][2]}"
 
 

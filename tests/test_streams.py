@@ -469,9 +469,7 @@ def read_segments(path: Path) -> list[tuple[float, Seg]]:
             ip = dpkt.ethernet.Ethernet(frame).data
             tcp = ip.data
             src, dst = dpkt.utils.inet_to_str(ip.src), dpkt.utils.inet_to_str(ip.dst)
-            out.append(
-                (ts, Seg(src, dst, tcp.sport, tcp.dport, tcp.seq, tcp.ack, tcp.flags, tcp.win, tcp.data))
-            )
+            out.append((ts, Seg(src, dst, tcp.sport, tcp.dport, tcp.seq, tcp.ack, tcp.flags, tcp.win, tcp.data)))
     return out
 
 

@@ -124,9 +124,7 @@ class MessageReader:
         return Skipped(
             self._base + pos,
             length,
-            ParseError(
-                why, self._base + pos, length, Action.SESSION_RESET if subcode else Action.NONE, code, subcode
-            ),
+            ParseError(why, self._base + pos, length, Action.SESSION_RESET if subcode else Action.NONE, code, subcode),
         )
 
     def _find_header(self, buf: bytearray, pos: int, end: int) -> int | None:

@@ -128,7 +128,7 @@ def split_mp_attributes(block: bytes) -> _Split | None:
 def _check_mp(split: _Split, attrs_offset: int, out: UpdateRoutes) -> None:
     """RFC 7606 3.c, 3.g: MP attributes with wrong flags, or repeated, leave the session's state unknown."""
     for name, found in (("MP_REACH_NLRI", split.reach), ("MP_UNREACH_NLRI", split.unreach)):
-        for at, flags, value in found:
+        for at, flags, _value in found:
             if flags & _MP_CATEGORY != _MP_FLAGS:
                 out.errors.append(
                     _mp_error(f"{name} flags 0x{flags:02x} are not optional non-transitive", attrs_offset + at, 2)

@@ -98,13 +98,9 @@ A_PROFILES = (
     Profile("igp", "64498 64498 64498 4200000203", 100, ("64496:1", "65001:100", "65535:0"), ("64496:0:1",)),
     Profile("egp", "{4200000300,64603}", None, ("65001:400",), ()),
     Profile("igp", "64499 4200000204 4200000205 {64604}", 7, (), ("4200000001:7:7",)),
-    Profile(
-        "incomplete", "64496 4200000206", None, ("65001:500", "65001:501", "65001:502"), ("4200000001:9:9",)
-    ),
+    Profile("incomplete", "64496 4200000206", None, ("65001:500", "65001:501", "65001:502"), ("4200000001:9:9",)),
     Profile("igp", "4200000207 64511", 20, ("64511:1",), ()),
-    Profile(
-        "egp", "64496 {64605,64606,4200000301}", 300, ("65001:600",), ("4200000001:1:1", "4200000001:1:3")
-    ),
+    Profile("egp", "64496 {64605,64606,4200000301}", 300, ("65001:600",), ("4200000001:1:1", "4200000001:1:3")),
 )
 C_PROFILES = (
     Profile("igp", "64520", 10, ("64502:1",), ("64502:0:1",)),
@@ -365,9 +361,7 @@ def gobgp_adj_in(dump: dict[str, Any], peer: str, peer_as: int) -> list[dict[str
                     as_path.extend(segment["asns"])
             next_hop = attrs[14]["nexthop"] if 14 in attrs else attrs[3]["nexthop"]
             communities = [f"{c >> 16}:{c & 0xFFFF}" for c in attrs.get(8, {}).get("communities", [])]
-            large = [
-                f"{v['ASN']}:{v['LocalData1']}:{v['LocalData2']}" for v in attrs.get(32, {}).get("value", [])
-            ]
+            large = [f"{v['ASN']}:{v['LocalData1']}:{v['LocalData2']}" for v in attrs.get(32, {}).get("value", [])]
             routes.append(
                 _route(
                     path["nlri"]["prefix"],
@@ -415,9 +409,7 @@ def exabgp_received(log_path: Path) -> tuple[list[dict[str, Any]], list[dict[str
     return list(table.values()), notifications
 
 
-def _exabgp_route(
-    prefix: str, peer: str, peer_as: int, next_hop: str, attribute: dict[str, Any]
-) -> dict[str, Any]:
+def _exabgp_route(prefix: str, peer: str, peer_as: int, next_hop: str, attribute: dict[str, Any]) -> dict[str, Any]:
     as_path: list[Any] = []
     for segment in _exabgp_segments(attribute.get("as-path", [])):
         if segment["element"] == "as-set":
@@ -530,8 +522,7 @@ def settle(what: str, probe: Any, count: int, *, deadline: float, quiet_s: float
     except LabTimeout:
         by_peer = Counter(route["peer"] for route in last or [])
         raise LabTimeout(
-            f"timed out waiting for {what}: {len(last or [])} routes held, {count} expected; "
-            f"by sender {dict(by_peer)}"
+            f"timed out waiting for {what}: {len(last or [])} routes held, {count} expected; by sender {dict(by_peer)}"
         ) from None
 
 
@@ -666,12 +657,8 @@ def record(out_dir: Path, workdir: Path) -> dict[str, Any]:
             cwd=repo_root,
         )
         gobgpd_argv = ["gobgpd", "-p", f"--api-hosts={GOBGP_API}", "--pprof-disable", "-f"]
-        daemon_c = lab.start(
-            "gobgpd-c", C.ns, with_hostname("srlab-c", [*gobgpd_argv, str(workdir / "gobgpd-c.toml")])
-        )
-        daemon_a = lab.start(
-            "gobgpd-a", A.ns, with_hostname("srlab-a", [*gobgpd_argv, str(workdir / "gobgpd-a.toml")])
-        )
+        daemon_c = lab.start("gobgpd-c", C.ns, with_hostname("srlab-c", [*gobgpd_argv, str(workdir / "gobgpd-c.toml")]))
+        daemon_a = lab.start("gobgpd-a", A.ns, with_hostname("srlab-a", [*gobgpd_argv, str(workdir / "gobgpd-a.toml")]))
         for sp, daemon in ((A, daemon_a), (C, daemon_c)):
             wait_for(f"gobgpd in {sp.ns}", lambda sp=sp, d=daemon: _api_up(sp.ns, d), deadline=deadline)
 
@@ -695,9 +682,7 @@ def record(out_dir: Path, workdir: Path) -> dict[str, Any]:
             )
         progress(started, "sessions established")
         want = expected_counts(len(table), len(withdrawn))
-        converged = settle(
-            "initial convergence", lambda: snapshot(exabgp_log)[0], want["converged"], deadline=deadline
-        )
+        converged = settle("initial convergence", lambda: snapshot(exabgp_log)[0], want["converged"], deadline=deadline)
 
         progress(started, f"converged ({len(converged)} routes held); withdrawing")
         for prefix in withdrawn:
@@ -715,9 +700,7 @@ def record(out_dir: Path, workdir: Path) -> dict[str, Any]:
         wait_for("session a-b down", lambda: not neighbor_established(A.ns, B.ipv4), deadline=deadline)
         gobgp(A.ns, "neighbor", B.ipv4, "disable")
         progress(started, "a-b down")
-        after = settle(
-            "flush after shutdown", lambda: snapshot(exabgp_log)[0], want["after"], deadline=deadline
-        )
+        after = settle("flush after shutdown", lambda: snapshot(exabgp_log)[0], want["after"], deadline=deadline)
         notifications = snapshot(exabgp_log)[1]
         progress(started, f"flushed ({len(after)} routes held); stopping")
         time.sleep(0.5)  # let the last withdrawals toward C and their ACKs reach the capture
@@ -728,9 +711,7 @@ def record(out_dir: Path, workdir: Path) -> dict[str, Any]:
         if not neighbor_established(A.ns, C.ipv6):
             raise LabError("session a-c should have stayed up")
 
-    return _write_outputs(
-        out_dir, workdir, configs, pcap, before, after, notifications, time.monotonic() - started
-    )
+    return _write_outputs(out_dir, workdir, configs, pcap, before, after, notifications, time.monotonic() - started)
 
 
 def _api_up(ns: str, daemon: Daemon) -> bool:
@@ -756,9 +737,7 @@ def _write_outputs(
     if (code, subcode, text) != (CEASE, ADMIN_SHUTDOWN, SHUTDOWN_TEXT):
         raise LabError(f"NOTIFICATION on the wire is {code}/{subcode} {text!r}")
     if not any(n.get("code") == CEASE and n.get("subcode") == ADMIN_SHUTDOWN for n in notifications):
-        raise LabError(
-            f"ExaBGP did not report the Cease/Administrative Shutdown it received: {notifications}"
-        )
+        raise LabError(f"ExaBGP did not report the Cease/Administrative Shutdown it received: {notifications}")
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(pcap, out_dir / CAPTURE)
     run(["editcap", "-F", "pcap", "-r", str(pcap), str(out_dir / CUT_CAPTURE), f"1-{number - 1}"])
@@ -843,9 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=Path("tests/fixtures/lab"))
     parser.add_argument("--keep-workdir", action="store_true", help="leave daemon logs and raw dumps in /tmp")
-    parser.add_argument(
-        "--api-process", nargs=3, metavar=("LOG", "TRIGGER", "COMMANDS"), help=argparse.SUPPRESS
-    )
+    parser.add_argument("--api-process", nargs=3, metavar=("LOG", "TRIGGER", "COMMANDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.api_process:
         log, trigger, commands = (Path(p) for p in args.api_process)

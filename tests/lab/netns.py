@@ -38,15 +38,11 @@ def require_tools(*names: str) -> dict[str, str]:
     found = {name: shutil.which(name) for name in names}
     missing = sorted(name for name, path in found.items() if path is None)
     if missing:
-        raise LabError(
-            f"missing tools: {', '.join(missing)} (install them or fix PATH; see tests/lab/README.md)"
-        )
+        raise LabError(f"missing tools: {', '.join(missing)} (install them or fix PATH; see tests/lab/README.md)")
     return {name: path for name, path in found.items() if path is not None}
 
 
-def run(
-    argv: Sequence[str], *, check: bool = True, timeout: float = 30.0
-) -> subprocess.CompletedProcess[str]:
+def run(argv: Sequence[str], *, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     """Run argv (no shell), capture its output, and raise LabError with stderr when it fails."""
     result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
     if check and result.returncode != 0:

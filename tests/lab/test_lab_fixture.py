@@ -41,9 +41,7 @@ WITHDRAW_TREES = {"bgp.update.withdrawn_routes": False, "bgp.update.path_attribu
 PREFIX_TREES = {**ANNOUNCE_TREES, **WITHDRAW_TREES}
 
 pytestmark = pytest.mark.skipif(not EXPECTED_FILE.exists(), reason="lab capture not recorded yet")
-needs_tshark = pytest.mark.skipif(
-    TSHARK is None, reason="tshark not installed: the capture oracle is unavailable"
-)
+needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark not installed: the capture oracle is unavailable")
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +84,7 @@ def test_expected_json_schema(expected):
             assert route["origin"] in ORIGINS
             assert route["as_path"][0] == route["peer_as"], "eBGP: the path starts at the sender"
             for hop in route["as_path"]:
-                assert isinstance(hop, int) or (
-                    isinstance(hop, list) and all(isinstance(a, int) for a in hop)
-                )
+                assert isinstance(hop, int) or (isinstance(hop, list) and all(isinstance(a, int) for a in hop))
             assert route["med"] is None or 0 <= route["med"] < 2**32
             assert route["communities"] == sorted(route["communities"], key=_community_key)
             assert all(len(c.split(":")) == 3 for c in route["large_communities"])

@@ -97,9 +97,7 @@ def test_evpn_split_by_route_type_length():
 
 
 prefixes_v4 = st.integers(0, 32).flatmap(
-    lambda bits: st.binary(min_size=(bits + 7) // 8, max_size=(bits + 7) // 8).map(
-        lambda b: bytes([bits]) + b
-    )
+    lambda bits: st.binary(min_size=(bits + 7) // 8, max_size=(bits + 7) // 8).map(lambda b: bytes([bits]) + b)
 )
 
 
