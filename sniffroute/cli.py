@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from parsers.capture import CaptureError, open_capture
+from sniffroute.cli_live import add_live_commands
 from sniffroute.pipeline import Pipeline
 from sniffroute.render import LEGEND, peer_lines, route_lines, summary_lines
 from sniffroute.store import Store, StoreError, default_db_path
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     peers.add_argument("--json", action="store_true")
     peers.add_argument("--db", type=Path, help=db_help)
     peers.set_defaults(handler=cmd_peers)
+    add_live_commands(sub)
     return parser
 
 
