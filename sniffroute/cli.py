@@ -15,6 +15,7 @@ from parsers.capture import CaptureError, open_capture
 from sniffroute.cli_live import add_live_commands
 from sniffroute.pipeline import Pipeline
 from sniffroute.render import LEGEND, peer_lines, route_lines, summary_lines
+from sniffroute.rib import Rib
 from sniffroute.store import Store, StoreError, default_db_path
 from sniffroute.summary import replay_summary
 
@@ -76,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    pipeline = Pipeline(bgp_ports=frozenset({179, *args.bgp_port}))
+    # A replay only stores the outcome: no per-change bookkeeping for a FIB.
+    pipeline = Pipeline(Rib(track_changes=False), bgp_ports=frozenset({179, *args.bgp_port}))
     captures: list[dict[str, Any]] = []
     last_time = 0.0
     for name in args.captures:

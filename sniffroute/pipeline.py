@@ -16,6 +16,8 @@ from sniffroute.rib import Rib, RouteChange
 from sniffroute.sessions import SessionTracker, Speaker
 from sniffroute.streams import TcpTracker
 
+MAX_KEPT_INTERNAL_ERRORS = 20
+
 
 @dataclass(slots=True)
 class FrameStats:
@@ -25,6 +27,10 @@ class FrameStats:
     bgp_segments: int = 0
     truncated_frames: int = 0  # captured shorter than on the wire (snap length): their bytes leave a gap
     skipped: Counter[str] = field(default_factory=Counter)
+    # Exceptions from our own code, kept with the frame that raised them; a hostile frame must not stop the
+    # controller, and a replay must still say that something went wrong.
+    internal_errors: list[str] = field(default_factory=list)
+    internal_error_count: int = 0
 
 
 class Pipeline:
@@ -44,6 +50,15 @@ class Pipeline:
         self.bgp_ports = bgp_ports
 
     def feed_frame(self, linktype: int, data: bytes, now: float, wire_len: int | None = None) -> None:
+        try:
+            self._feed_frame(linktype, data, now, wire_len)
+        except Exception as exc:  # noqa: BLE001 - any bug: count it, keep the frame's number, go on
+            stats = self.stats
+            stats.internal_error_count += 1
+            if len(stats.internal_errors) < MAX_KEPT_INTERNAL_ERRORS:
+                stats.internal_errors.append(f"frame {stats.frames}: {type(exc).__name__}: {exc}")
+
+    def _feed_frame(self, linktype: int, data: bytes, now: float, wire_len: int | None) -> None:
         stats = self.stats
         stats.frames += 1
         stats.bytes += len(data)
@@ -68,10 +83,9 @@ class Pipeline:
             handle(event)
 
     def finish(self, now: float) -> None:
-        # Streams still open at the end are not closed: their sessions are up as far as anyone saw.
+        # Held bytes and gaps are delivered; the sessions stay up, as far as anyone saw (see sessions).
         for event in self.streams.close_all(now):
-            if type(event).__name__ != "Closed":
-                self.sessions.handle(event)
+            self.sessions.handle(event)
         self.sessions.finish(now)
 
     def commit(self) -> list[RouteChange]:

@@ -135,5 +135,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     if errors["count"]:
         lines.append(f"errors: {errors['count']} ({', '.join(f'{k} {v}' for k, v in errors['by_action'].items())})")
         lines.extend(f"  {e}" for e in errors["first"][:10])
+    if summary["internal_errors"]:
+        lines.append(f"internal errors (frames skipped, please report): {summary['internal_errors']}")
+        lines.extend(f"  {e}" for e in summary["internal_error_examples"][:10])
     lines.append(f"done in {summary['seconds']} s")
     return lines

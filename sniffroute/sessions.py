@@ -29,9 +29,14 @@ from parsers.bgp.open import Open
 from parsers.bgp.update import AttributeCache, UpdateRoutes, as_path_fits, split_mp_attributes, update_routes
 from parsers.errors import Action, DecodeError, ParseError
 from sniffroute.rib import Path, Peer, PeerState, Rib
-from sniffroute.streams import Closed, Data, Flow, Gap, Opened
+from sniffroute.streams import Closed, CloseReason, Data, Flow, Gap, Opened
 
 MAX_ERRORS_KEPT = 200  # the summary keeps the first errors in full and counts the rest
+
+
+# A new SYN on the same 4-tuple means the peer restarted: the old session is over as surely as with FIN or RST.
+# End of input and idle eviction say nothing about the session, so its routes stay.
+_SESSION_ENDING = frozenset({CloseReason.FIN, CloseReason.RST, CloseReason.REPLACED})
 
 
 @dataclass(slots=True)
@@ -134,7 +139,7 @@ class SessionTracker:
                 self._on_gap(speaker, event.now)
         elif isinstance(event, Closed):
             session = self.sessions.get(event.conn_id)
-            if session is not None and event.reason in ("fin", "rst"):
+            if session is not None and event.reason in _SESSION_ENDING:
                 self._end(session, event.reason, event.now)
 
     def finish(self, now: float) -> None:
@@ -228,13 +233,11 @@ class SessionTracker:
         if update.nlri:
             families.append(((1, 1), update.nlri))
         if split is not None:
-            for where, skip in ((split.reach, None), (split.unreach, 3)):
-                if where is None or len(where[1]) < 3:
-                    continue
-                value = where[1]
-                family = ((value[0] << 8) | value[1], value[2])
-                start = skip if skip is not None else 4 + value[3] + 1
-                families.append((family, value[start:]))
+            # MP_REACH: AFI, SAFI, next-hop length, next hop, reserved, NLRI. MP_UNREACH: AFI, SAFI, NLRI.
+            mp_fields = [(value, 5 + value[3]) for _at, _flags, value in split.reach if len(value) >= 4]
+            mp_fields += [(value, 3) for _at, _flags, value in split.unreach if len(value) >= 3]
+            for value, start in mp_fields:
+                families.append((((value[0] << 8) | value[1], value[2]), value[start:]))
         for family, data in families:
             if family in speaker.add_path or not data:
                 continue

@@ -75,6 +75,8 @@ def replay_summary(pipeline: Pipeline, captures: list[dict[str, Any]], seconds: 
         "tcp_segments": frames.tcp_segments,
         "bgp_segments": frames.bgp_segments,
         "skipped": dict(frames.skipped),
+        "internal_errors": frames.internal_error_count,
+        "internal_error_examples": frames.internal_errors,
         "streams": {
             "connections": streams.connections,
             "out_of_order_segments": streams.out_of_order,
