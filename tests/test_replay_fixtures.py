@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parsers.bgp.constants import IPV4_UNICAST
 from parsers.capture import open_capture
@@ -161,3 +163,34 @@ def test_truncated_capture_replays_what_it_holds(tmp_path: Path) -> None:
     pipeline.finish(0.0)
     pipeline.commit()
     assert pipeline.rib.count() == 26
+
+
+# -- hostile input: the fixtures' frames with bytes flipped and cut must never trip our own code -------------
+
+
+def fixture_frames() -> list[tuple[int, bytes]]:
+    frames = []
+    for name in NAMES:
+        with open_capture(BGP / name) as capture:
+            frames += [(frame.linktype, frame.data) for frame in capture]
+    return frames
+
+
+FRAMES = fixture_frames()
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_mutated_frames_cause_no_internal_error(data: st.DataObject) -> None:
+    pipeline = Pipeline()
+    start = data.draw(st.integers(0, len(FRAMES) - 1))
+    for linktype, frame in FRAMES[start : start + 12]:
+        mutated = bytearray(frame)
+        for _ in range(data.draw(st.integers(0, 6))):
+            at = data.draw(st.integers(0, len(mutated) - 1))
+            mutated[at] = data.draw(st.integers(0, 255))
+        cut = data.draw(st.integers(0, len(mutated)))
+        pipeline.feed_frame(linktype, bytes(mutated[: max(cut, len(mutated) - 8)]), 1.0)
+    pipeline.finish(2.0)
+    pipeline.commit()
+    assert pipeline.stats.internal_error_count == 0, pipeline.stats.internal_errors
