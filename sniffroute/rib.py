@@ -13,6 +13,7 @@ from enum import Enum
 
 from parsers.bgp.attributes import PathAttributes, as_path_length, neighbor_as
 from parsers.bgp.constants import AfiSafi
+from parsers.bgp.nlri import covering_prefixes
 
 DEFAULT_LOCAL_PREF = 100  # RFC 4271 5.1.5 leaves it to policy; 100 is what every implementation uses
 
@@ -331,6 +332,16 @@ class Rib:
                 for source, path in current.items():  # type: ignore[union-attr]
                     best = decision is not None and decision[0] == source
                     yield fam, prefix, source, path, decision[1] if best else None  # type: ignore[index]
+
+    def longest_match(self, address: str) -> tuple[AfiSafi, bytes] | None:
+        """The most specific unicast prefix in the RIB that covers `address`, or None."""
+        afi, candidates = covering_prefixes(address)
+        families = [f for f in self.tables if f[0] == afi]
+        for prefix in candidates:
+            for family in families:
+                if prefix in self.tables[family]:
+                    return family, prefix
+        return None
 
     def count(self, family: AfiSafi | None = None) -> int:
         return sum(

@@ -16,7 +16,7 @@ from typing import Any
 
 from parsers.bgp.attributes import PathAttributes, as_path_json, format_community, format_large
 from parsers.bgp.constants import AttrCode, Origin, family_name
-from parsers.bgp.nlri import ADDRESS_BYTES, prefix_from_text, prefix_to_text
+from parsers.bgp.nlri import covering_prefixes, prefix_from_text, prefix_to_text
 from sniffroute.rib import Path, Reason, Rib
 
 SCHEMA_VERSION = 1
@@ -288,9 +288,7 @@ class Store:
         return out
 
     def _longest_match(self, address: str) -> tuple[int, bytes] | None:
-        afi, full = prefix_from_text(address)
-        width = ADDRESS_BYTES[afi] * 8
-        candidates = [prefix_from_text(f"{address}/{bits}")[1] for bits in range(width, -1, -1)]
+        afi, candidates = covering_prefixes(address)
         marks = ",".join("?" * len(candidates))
         rows = self.db.execute(
             f"SELECT family, prefix FROM routes WHERE family IN (?, ?) AND prefix IN ({marks})",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from parsers.bgp.attributes import AsSegment, PathAttributes
-from parsers.bgp.constants import IPV4_UNICAST, SegmentType
+from parsers.bgp.constants import IPV4_UNICAST, IPV6_UNICAST, SegmentType
 from parsers.bgp.nlri import prefix_from_text
 from parsers.errors import Action
 from sniffroute.rib import Path, Reason, Rib
@@ -194,3 +194,17 @@ def test_untracked_rib_settles_the_same_decisions(rib):
     for prefix in (P, Q):
         assert best_peer(quiet, prefix) == best_peer(rib, prefix)
     assert best_peer(quiet) == (2, Reason.AS_PATH)
+
+
+def test_longest_match_prefers_the_most_specific_covering_prefix() -> None:
+    rib = Rib()
+    peer = rib.add_peer("192.0.2.9", "192.0.2.1").id
+    path = Path(peer, PathAttributes(), "192.0.2.9", None, 0.0, 0)
+    for text in ("10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "0.0.0.0/0"):
+        rib.announce(IPV4_UNICAST, [prefix_from_text(text)[1]], None, path)
+    rib.announce(IPV6_UNICAST, [prefix_from_text("2001:db8::/32")[1]], None, path)
+    assert rib.longest_match("10.1.2.3") == (IPV4_UNICAST, prefix_from_text("10.1.2.0/24")[1])
+    assert rib.longest_match("10.1.3.3") == (IPV4_UNICAST, prefix_from_text("10.1.0.0/16")[1])
+    assert rib.longest_match("192.0.2.1") == (IPV4_UNICAST, prefix_from_text("0.0.0.0/0")[1])
+    assert rib.longest_match("2001:db8:1::1") == (IPV6_UNICAST, prefix_from_text("2001:db8::/32")[1])
+    assert rib.longest_match("2001:db9::1") is None

@@ -154,6 +154,18 @@ def canonical(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] & (0xFF << spare) & 0xFF])
 
 
-def address_to_key(afi: int, address: str) -> bytes:
-    """A host address as a full-length wire prefix (for longest-prefix match)."""
-    return prefix_from_text(address)[1]
+def covering_prefixes(address: str) -> tuple[int, list[bytes]]:
+    """(afi, every wire prefix that contains `address`, longest first): the keys a longest-prefix match probes.
+
+    A dict probe per length costs nothing at insert time, unlike a trie beside the table: measured, keeping
+    pytricia in step with 600,000 announcements cost more than all the lookups a controller makes.
+    """
+    afi, full = prefix_from_text(address)
+    raw = int.from_bytes(full[1:], "big")
+    width = len(full) - 1
+    total = width * 8
+    out = []
+    for bits in range(total, -1, -1):
+        masked = raw & (((1 << bits) - 1) << (total - bits)) if bits else 0
+        out.append(bytes([bits]) + masked.to_bytes(width, "big")[: (bits + 7) >> 3])
+    return afi, out
