@@ -13,8 +13,10 @@ from typing import Any
 
 from parsers.capture import CaptureError, open_capture
 from sniffroute.cli_live import add_live_commands
+from sniffroute.ospf.view import OspfView, Viewpoint, ViewpointError
+from sniffroute.ospf_cli import cmd_lsdb, ospf_table, segments_json
 from sniffroute.pipeline import Pipeline
-from sniffroute.render import LEGEND, peer_lines, route_lines, summary_lines
+from sniffroute.render import LEGEND, ospf_lines, peer_lines, route_lines, summary_lines
 from sniffroute.rib import Rib
 from sniffroute.store import Store, StoreError, default_db_path
 from sniffroute.summary import replay_summary
@@ -30,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args))
-    except (CaptureError, StoreError) as exc:
+    except (CaptureError, StoreError, ViewpointError) as exc:
         print(f"sniffroute: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `sniffroute rib | head`
@@ -56,16 +58,33 @@ def _parser() -> argparse.ArgumentParser:
         help="also decode BGP on this TCP port (repeatable)",
     )
     replay.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    replay.add_argument(
+        "--ospf-root",
+        metavar="ROUTER_ID|PREFIX",
+        help="OSPF viewpoint for the RIB: a router ID, or a segment prefix (default: the first LAN seen)",
+    )
     replay.set_defaults(handler=cmd_replay)
 
     rib = sub.add_parser("rib", help="show the Loc-RIB (best paths) or every path")
     rib.add_argument("target", nargs="?", metavar="PREFIX|ADDRESS", help="a prefix, or an address (longest match)")
     rib.add_argument("--peer", metavar="ADDR", help="only routes from this peer")
     rib.add_argument("--all", action="store_true", help="every path, not just the best")
-    rib.add_argument("--protocol", choices=["bgp"], default=None, help="only routes of this protocol")
+    rib.add_argument("--protocol", choices=["bgp", "ospf"], default=None, help="only routes of this protocol")
+    rib.add_argument(
+        "--ospf-root",
+        metavar="ROUTER_ID|PREFIX",
+        help="the OSPF table as router ROUTER_ID (or a stub on segment PREFIX) computes it; implies --protocol ospf",
+    )
     rib.add_argument("--json", action="store_true", help="a JSON list, one object per route")
     rib.add_argument("--db", type=Path, help=db_help)
     rib.set_defaults(handler=cmd_rib)
+
+    lsdb = sub.add_parser("lsdb", help="the OSPF link state database seen (like `show ip ospf database`)")
+    lsdb.add_argument("--area", help="only this area (a.b.c.d or a number)")
+    lsdb.add_argument("--type", help="only this LSA type (a number such as 1 or 0x2001, or a name such as router)")
+    lsdb.add_argument("--json", action="store_true", help="a JSON list, one object per LSA")
+    lsdb.add_argument("--db", type=Path, help=db_help)
+    lsdb.set_defaults(handler=cmd_lsdb)
 
     peers = sub.add_parser("peers", help="the BGP sessions seen and their state")
     peers.add_argument("--json", action="store_true")
@@ -78,7 +97,11 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_replay(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     # A replay only stores the outcome: no per-change bookkeeping for a FIB.
-    pipeline = Pipeline(Rib(track_changes=False), bgp_ports=frozenset({179, *args.bgp_port}))
+    pipeline = Pipeline(
+        Rib(track_changes=False),
+        bgp_ports=frozenset({179, *args.bgp_port}),
+        ospf=OspfView(Viewpoint.parse(args.ospf_root)),
+    )
     captures: list[dict[str, Any]] = []
     last_time = 0.0
     for name in args.captures:
@@ -97,7 +120,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     summary = replay_summary(pipeline, captures, time.perf_counter() - started)
     if not args.no_store:
         with Store(args.db or default_db_path()) as store:
-            store.save(pipeline.rib, {"sessions": summary["sessions"], "summary": summary})
+            documents = {"sessions": summary["sessions"], "summary": summary, "ospf_segments": segments_json(pipeline)}
+            store.save(pipeline.rib, documents, pipeline.ospf.lsdb, last_time)
         summary["seconds"] = round(time.perf_counter() - started, 3)
         summary["store"] = str(args.db or default_db_path())
     if args.json:
@@ -149,7 +173,12 @@ def cmd_rib(args: argparse.Namespace) -> int:
             print(f"sniffroute: {args.target!r} is neither a prefix nor an address", file=sys.stderr)
             return 2
     with _open_store(args) as store:
-        routes = store.routes(prefix=prefix, address=address, peer=args.peer, all_paths=args.all)
+        if args.ospf_root:
+            routes = ospf_table(store, Viewpoint.parse(args.ospf_root), prefix, address, args.peer)
+        else:
+            routes = store.routes(
+                prefix=prefix, address=address, peer=args.peer, all_paths=args.all, protocol=args.protocol
+            )
     if args.json:
         print(json.dumps(routes, indent=1))
         return 0
@@ -162,7 +191,10 @@ def cmd_rib(args: argparse.Namespace) -> int:
     for family, rows in families.items():
         best = sum(1 for r in rows if r["best"])
         print(f"Table {family}: {best} best, {len(rows)} shown")
-        print("\n".join(route_lines(rows, show_reason=args.all)))
+        bgp = [r for r in rows if r["protocol"] == "bgp"]
+        ospf = [r for r in rows if r["protocol"] == "ospf"]
+        lines = route_lines(bgp, show_reason=args.all) + ([""] if bgp and ospf else []) + ospf_lines(ospf)
+        print("\n".join(lines))
         print()
     print(LEGEND)
     return 0

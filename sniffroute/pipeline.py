@@ -1,6 +1,7 @@
 """The sniff pipeline: frames in, RIB changes out. Every frame source (replay, tunnel, SPAN) feeds this one object.
 
-frames -> TCP segments -> per-direction streams -> BGP sessions -> RIB. Pure: the caller passes each frame's
+frames -> TCP segments -> per-direction streams -> BGP sessions -> RIB, and
+frames -> OSPF packets -> LSDB -> SPF -> RIB. Pure: the caller passes each frame's
 link type, bytes and capture time, and reads the RIB, the sessions and the counters.
 """
 
@@ -11,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from parsers.bgp.constants import BGP_PORT
-from parsers.frames import IpDatagram, Skipped, TcpSegment, decode_frame
+from parsers.frames import IpDatagram, IpProto, Skipped, TcpSegment, decode_frame
+from sniffroute.ospf.view import OspfView
 from sniffroute.rib import Rib, RouteChange
 from sniffroute.sessions import SessionTracker, Speaker
 from sniffroute.streams import TcpTracker
@@ -25,6 +27,7 @@ class FrameStats:
     bytes: int = 0
     tcp_segments: int = 0
     bgp_segments: int = 0
+    ospf_packets: int = 0
     truncated_frames: int = 0  # captured shorter than on the wire (snap length): their bytes leave a gap
     skipped: Counter[str] = field(default_factory=Counter)
     # Exceptions from our own code, kept with the frame that raised them; a hostile frame must not stop the
@@ -42,8 +45,10 @@ class Pipeline:
         *,
         bgp_ports: frozenset[int] = frozenset({BGP_PORT}),
         on_gap: Callable[[Speaker, float], None] | None = None,
+        ospf: OspfView | None = None,
     ) -> None:
         self.rib = rib if rib is not None else Rib()
+        self.ospf = ospf if ospf is not None else OspfView()
         self.streams = TcpTracker()
         self.sessions = SessionTracker(self.rib, on_gap=on_gap)
         self.stats = FrameStats()
@@ -71,7 +76,11 @@ class Pipeline:
         elif isinstance(packet, Skipped):
             stats.skipped[packet.reason.split(":")[0]] += 1
         elif isinstance(packet, IpDatagram):
-            stats.skipped[f"ip protocol {packet.proto}"] += 1
+            if packet.proto == IpProto.OSPF:
+                stats.ospf_packets += 1
+                self.ospf.feed(packet.payload, now, packet.src, packet.dst)
+            else:
+                stats.skipped[f"ip protocol {packet.proto}"] += 1
 
     def feed_segment(self, segment: TcpSegment, now: float) -> None:
         if segment.sport not in self.bgp_ports and segment.dport not in self.bgp_ports:
@@ -87,6 +96,10 @@ class Pipeline:
         for event in self.streams.close_all(now):
             self.sessions.handle(event)
         self.sessions.finish(now)
+        self.ospf.expire(now)
 
     def commit(self) -> list[RouteChange]:
+        """Settle the RIB: SPF first when the LSDB changed (its costs feed the BGP decision), then best paths."""
+        if self.ospf.dirty:
+            self.rib.set_ospf_routes(self.ospf.routes())
         return self.rib.commit()

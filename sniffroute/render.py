@@ -50,14 +50,7 @@ def route_lines(routes: Iterable[dict[str, Any]], show_reason: bool = False) -> 
                 ", ".join(attrs),
             )
         )
-    header = ("", "Network", "Next Hop", "Peer", "AS Path", "Attributes")
-    if not rows:
-        return []
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header[:5], widths, strict=True)) + "  " + header[5]]
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5])
-    return lines
+    return _columns(("", "Network", "Next Hop", "Peer", "AS Path", "Attributes"), rows)
 
 
 LEGEND = "Status: *> best, * other path, S stale (graceful restart), ? possibly stale (bytes lost in capture)"
@@ -140,3 +133,43 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.extend(f"  {e}" for e in summary["internal_error_examples"][:10])
     lines.append(f"done in {summary['seconds']} s")
     return lines
+
+
+def ospf_lines(routes: list[dict[str, Any]]) -> list[str]:
+    """OSPF routes in columns, like `birdc show route protocol ospf`: type, metric(s), next hops, area."""
+    rows = []
+    for r in routes:
+        metric = str(r["metric"]) if r["type2_metric"] is None else f"{r['metric']}/{r['type2_metric']}"
+        hops = ", ".join(
+            (h["address"] or "direct") + (f" ({h['interface']})" if h["interface"] else "") for h in r["next_hops"]
+        )
+        rows.append((_status(r), r["prefix"], r["route_type"], metric, r["area"] or "-", r["peer"], hops or "-"))
+    header = ("", "Network", "Type", "Metric", "Area", "Advertiser", "Next Hops")
+    return _columns(header, rows)
+
+
+def lsdb_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """LSAs grouped by version and area, like `birdc show ospf lsadb`."""
+    lines: list[str] = []
+    header = ("Type", "LS ID", "Router", "Sequence", "Age", "Checksum")
+    groups: dict[tuple[int, str], list[tuple[str, ...]]] = {}
+    for r in rows:
+        scope = f"area {r['area']}" if r["area"] else "AS scope"
+        if r["link"]:
+            scope += f", link {r['link']}"
+        groups.setdefault((r["version"], scope), []).append(
+            (r["type_name"], r["ls_id"], r["adv_router"], r["seq"], str(r["age"]), r["checksum"])
+        )
+    for (version, scope), group in groups.items():
+        lines.append(f"OSPFv{version} {scope}")
+        lines.extend("  " + line for line in _columns(header, group))
+        lines.append("")
+    return lines[:-1]
+
+
+def _columns(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows aligned under `header`; the last column is left ragged."""
+    if not rows:
+        return []
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    return ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]) for row in [header, *rows]]

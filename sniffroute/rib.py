@@ -1,5 +1,8 @@
 """Adj-RIB-In per peer and the Loc-RIB with the BGP decision process (RFC 4271 9.1). Pure: no I/O.
 
+OSPF routes (computed by sniffroute.ospf from the LSDB) sit beside the BGP tables; between protocols the lowest
+administrative distance wins, and their metrics are the IGP cost the BGP decision reads for a next hop.
+
 Routes are keyed by family and wire prefix (parsers.bgp.nlri). A `Path` is what one UPDATE said for all its
 prefixes (shared attributes, next hop, peer, time), so a full table holds one Path per UPDATE rather than per
 prefix. Changes to best paths are collected and handed out by `commit()`, for the store and later the FIB.
@@ -10,10 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from parsers.bgp.attributes import PathAttributes, as_path_length, neighbor_as
 from parsers.bgp.constants import AfiSafi
-from parsers.bgp.nlri import covering_prefixes
+from parsers.bgp.nlri import covering_prefixes, prefix_from_text
+
+if TYPE_CHECKING:
+    from sniffroute.ospf.spf import OspfRoute
 
 DEFAULT_LOCAL_PREF = 100  # RFC 4271 5.1.5 leaves it to policy; 100 is what every implementation uses
 
@@ -98,6 +105,15 @@ class RibStats:
 Entry = Path | dict[Source, Path]  # one path without an ADD-PATH id, or every path of the prefix by source
 
 
+@dataclass(frozen=True, slots=True)
+class Distances:
+    """Administrative distances: between protocols, the lowest wins (the usual defaults)."""
+
+    ebgp: int = 20
+    ospf: int = 110
+    ibgp: int = 200
+
+
 class Rib:
     """All paths of all peers per family and prefix; best paths computed on `commit()`.
 
@@ -108,16 +124,23 @@ class Rib:
     """
 
     def __init__(
-        self, igp_cost: Callable[[str | None], int | None] | None = None, *, track_changes: bool = True
+        self,
+        igp_cost: Callable[[str | None], int | None] | None = None,
+        *,
+        track_changes: bool = True,
+        distances: Distances | None = None,
     ) -> None:
         self.peers: dict[int, Peer] = {}
+        self.distances = distances or Distances()
+        # family -> prefix -> OSPF route of the chosen viewpoint, replaced whole after each SPF run.
+        self.ospf: dict[AfiSafi, dict[bytes, OspfRoute]] = {}
         # family -> prefix -> Entry. A peer's Adj-RIB-In is this table read by source.
         self.tables: dict[AfiSafi, dict[bytes, Entry]] = {}
         self.decisions: dict[AfiSafi, dict[bytes, tuple[Source, Reason]]] = {}
         self.track_changes = track_changes
         self._dirty: dict[AfiSafi, set[bytes]] = {}
         self._old_best: dict[tuple[AfiSafi, bytes], Path | None] = {}
-        self._igp_cost = igp_cost or (lambda _next_hop: None)
+        self._igp_cost = igp_cost or self.ospf_cost
         self.stats = RibStats()
 
     # -- peers ---------------------------------------------------------------------------------------------
@@ -332,6 +355,53 @@ class Rib:
                 for source, path in current.items():  # type: ignore[union-attr]
                     best = decision is not None and decision[0] == source
                     yield fam, prefix, source, path, decision[1] if best else None  # type: ignore[index]
+
+    # -- OSPF routes and the choice between protocols ---------------------------------------------------------
+    def set_ospf_routes(self, routes: Iterable[OspfRoute]) -> int:
+        """Replace the OSPF routes; returns how many prefixes changed. Every BGP decision is re-run, since IGP
+        costs to next hops may have moved."""
+        new: dict[AfiSafi, dict[bytes, OspfRoute]] = {}
+        for route in routes:
+            afi, prefix = prefix_from_text(str(route.prefix))
+            new.setdefault((afi, 1), {})[prefix] = route
+        changed = 0
+        for family in new.keys() | self.ospf.keys():
+            before, after = self.ospf.get(family, {}), new.get(family, {})
+            changed += sum(1 for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+        if changed:
+            self.ospf = new
+            for family, decisions in self.decisions.items():
+                self._dirty[family].update(decisions)
+        return changed
+
+    def ospf_cost(self, address: str | None) -> int | None:
+        """The OSPF metric to `address` (longest match), or None when OSPF has no route to it."""
+        if address is None or not self.ospf:
+            return None
+        try:
+            afi, candidates = covering_prefixes(address)
+        except ValueError:
+            return None
+        table = self.ospf.get((afi, 1), {})
+        for prefix in candidates:
+            route = table.get(prefix)
+            if route is not None:
+                return route.metric
+        return None
+
+    def bgp_distance(self, path: Path) -> int:
+        ebgp = self.peers[path.peer].ebgp
+        return self.distances.ibgp if ebgp is False else self.distances.ebgp
+
+    def selected_protocol(self, family: AfiSafi, prefix: bytes) -> str | None:
+        """Which protocol's route the Loc-RIB uses for the prefix: "bgp", "ospf" or None."""
+        best = self.best(family, prefix)
+        ospf = self.ospf.get(family, {}).get(prefix)
+        if best is None:
+            return "ospf" if ospf is not None else None
+        if ospf is not None and self.distances.ospf < self.bgp_distance(best[1]):
+            return "ospf"
+        return "bgp"
 
     def longest_match(self, address: str) -> tuple[AfiSafi, bytes] | None:
         """The most specific unicast prefix in the RIB that covers `address`, or None."""

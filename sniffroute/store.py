@@ -11,15 +11,20 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from ipaddress import IPv4Address
 from pathlib import Path as FsPath
 from typing import Any
 
 from parsers.bgp.attributes import PathAttributes, as_path_json, format_community, format_large
-from parsers.bgp.constants import AttrCode, Origin, family_name
+from parsers.bgp.constants import Afi, AttrCode, Origin, family_name
 from parsers.bgp.nlri import covering_prefixes, prefix_from_text, prefix_to_text
+from parsers.ospf.lsa import Lsa
+from parsers.ospf.lsa_codec import decode_lsa, encode_lsa
+from sniffroute.ospf.lsdb import Lsdb
+from sniffroute.ospf.spf import OspfRoute
 from sniffroute.rib import Path, Reason, Rib
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: OSPF routes and LSAs
 NO_PATH_ID = -1  # primary-key columns cannot be NULL; ADD-PATH identifiers are 0..2**32-1
 _REASONS = list(Reason)
 _SHARED_ATTRS = {
@@ -53,6 +58,12 @@ CREATE TABLE IF NOT EXISTS routes (
     path INTEGER NOT NULL, best INTEGER NOT NULL, reason INTEGER,
     PRIMARY KEY (family, prefix, peer, path_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ospf_routes (
+    family INTEGER NOT NULL, prefix BLOB NOT NULL, best INTEGER NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (family, prefix)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lsas (
+    version INTEGER NOT NULL, area TEXT, link TEXT, type INTEGER NOT NULL, ls_id TEXT NOT NULL,
+    adv_router TEXT NOT NULL, age INTEGER NOT NULL, installed REAL NOT NULL, raw BLOB NOT NULL);
 """
 
 
@@ -97,6 +108,78 @@ def attributes_json(attrs: PathAttributes) -> dict[str, Any]:
     }
 
 
+def ospf_route_json(route: OspfRoute, best: bool) -> dict[str, Any]:
+    """An OSPF route as `rib --json` shows it: the BGP keys that mean nothing for OSPF are empty."""
+    hops = sorted(
+        ({"address": str(h.address) if h.address is not None else None, "interface": h.interface}
+         for h in route.next_hops),
+        key=lambda h: (h["address"] or "", h["interface"] or ""),
+    )  # fmt: skip
+    family = (Afi.IPV4 if route.prefix.version == 4 else Afi.IPV6, 1)
+    return {
+        "prefix": str(route.prefix),
+        "family": family_name(family),
+        "protocol": "ospf",
+        "peer": str(route.advertiser),
+        "peer_as": None,
+        "path_id": None,
+        "next_hop": next((h["address"] for h in hops if h["address"]), None),
+        "next_hop_link_local": None,
+        "next_hops": hops,
+        "metric": route.metric,
+        "type2_metric": route.type2_metric,
+        "area": str(route.area) if route.area is not None else None,
+        "route_type": route.route_type.value,
+        "as_path": [],
+        "origin": None,
+        "med": None,
+        "local_pref": None,
+        "communities": [],
+        "large_communities": [],
+        "best": best,
+        "reason": None,
+        "stale": False,
+        "possibly_stale": False,
+        "since": None,
+    }
+
+
+def ospf_selected(rib: Rib) -> set[tuple[tuple[int, int], bytes]]:
+    """Prefixes whose Loc-RIB route is OSPF's."""
+    return {
+        (family, prefix)
+        for family, table in rib.ospf.items()
+        for prefix in table
+        if rib.selected_protocol(family, prefix) == "ospf"
+    }
+
+
+def ospf_route_rows(rib: Rib) -> list[tuple[int, bytes, int, str]]:
+    rows = []
+    for family, table in rib.ospf.items():
+        for prefix, route in table.items():
+            best = rib.selected_protocol(family, prefix) == "ospf"
+            rows.append((family_code(family), prefix, int(best), json.dumps(ospf_route_json(route, best))))
+    return rows
+
+
+def lsa_rows(lsdb: Lsdb, now: float) -> list[tuple[Any, ...]]:
+    return [
+        (
+            entry.scope.version,
+            str(entry.scope.area) if entry.scope.area is not None else None,
+            entry.scope.link,
+            entry.lsa.header.type,
+            str(entry.lsa.header.ls_id),
+            str(entry.lsa.header.adv_router),
+            entry.age(now),
+            entry.installed,
+            encode_lsa(entry.lsa),
+        )
+        for entry in lsdb.entries()
+    ]
+
+
 class Store:
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = FsPath(path)
@@ -122,11 +205,14 @@ class Store:
         self.close()
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def save(self, rib: Rib, documents: dict[str, Any] | None = None) -> int:
-        """Replace the stored RIB with `rib` (best flags as of its last commit); returns routes written."""
+    def save(
+        self, rib: Rib, documents: dict[str, Any] | None = None, lsdb: Lsdb | None = None, now: float = 0.0
+    ) -> int:
+        """Replace the stored RIB with `rib` (best flags as of its last commit: a BGP path is best only when the
+        Loc-RIB uses BGP for its prefix) and the LSDB's LSAs with their age at `now`; returns routes written."""
         db = self.db
         with db:
-            for table in ("peers", "attrs", "paths", "routes", "documents"):
+            for table in ("peers", "attrs", "paths", "routes", "documents", "ospf_routes", "lsas"):
                 db.execute(f"DELETE FROM {table}")
             db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
@@ -180,7 +266,10 @@ class Store:
             written = 0
             batch: list[tuple[Any, ...]] = []
             insert = "INSERT INTO routes VALUES (?,?,?,?,?,?,?)"
+            ospf_wins = ospf_selected(rib)
             for family, prefix, source, path, reason in rib.routes():
+                if reason is not None and (family, prefix) in ospf_wins:
+                    reason = None
                 batch.append(
                     (
                         family_code(family),
@@ -200,6 +289,9 @@ class Store:
             written += len(batch)
             db.executemany("INSERT INTO attrs VALUES (?,?)", attr_rows)
             db.executemany("INSERT INTO paths VALUES (?,?,?,?,?,?,?)", path_rows)
+            db.executemany("INSERT INTO ospf_routes VALUES (?,?,?,?)", ospf_route_rows(rib))
+            if lsdb is not None:
+                db.executemany("INSERT INTO lsas VALUES (?,?,?,?,?,?,?,?,?)", lsa_rows(lsdb, now))
             for name, value in (documents or {}).items():
                 db.execute("INSERT INTO documents VALUES (?,?)", (name, json.dumps(value)))
         return written
@@ -230,21 +322,50 @@ class Store:
         address: str | None = None,
         peer: str | None = None,
         all_paths: bool = False,
+        protocol: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Routes as `rib --json` shows them: best paths, or all with `all_paths`; filtered by prefix, longest
-        match for an address, or peer address."""
-        where = []
-        args: list[Any] = []
+        """Routes as `rib --json` shows them: the Loc-RIB, or every path with `all_paths`; filtered by prefix,
+        longest match for an address (over every protocol), peer address, or protocol ("bgp", "ospf")."""
+        match = None
         if prefix is not None:
             afi, key = prefix_from_text(prefix)
-            where.append("r.family IN (?, ?) AND r.prefix = ?")
-            args += [family_code((afi, 1)), family_code((afi, 2)), key]
+            match = [(family_code((afi, 1)), key), (family_code((afi, 2)), key)]
         elif address is not None:
-            match = self._longest_match(address)
-            if match is None:
+            found = self._longest_match(address)
+            if found is None:
                 return []
-            where.append("r.family = ? AND r.prefix = ?")
-            args += list(match)
+            match = [found]
+        out = []
+        if protocol in (None, "bgp"):
+            out += self._bgp_routes(match, peer, all_paths)
+        if protocol in (None, "ospf"):
+            out += self._ospf_routes(match, peer, all_paths)
+        out.sort(key=_route_order)
+        return out
+
+    def _ospf_routes(
+        self, match: list[tuple[int, bytes]] | None, peer: str | None, all_paths: bool
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT json FROM ospf_routes"
+        where, args = [], []
+        if match is not None:
+            where.append("(" + " OR ".join("(family = ? AND prefix = ?)" for _ in match) + ")")
+            args += [value for pair in match for value in pair]
+        if not all_paths:
+            where.append("best = 1")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        routes = [json.loads(row[0]) for row in self.db.execute(sql, args)]
+        return [r for r in routes if peer is None or r["peer"] == peer]
+
+    def _bgp_routes(
+        self, match: list[tuple[int, bytes]] | None, peer: str | None, all_paths: bool
+    ) -> list[dict[str, Any]]:
+        where = []
+        args: list[Any] = []
+        if match is not None:
+            where.append("(" + " OR ".join("(r.family = ? AND r.prefix = ?)" for _ in match) + ")")
+            args += [value for pair in match for value in pair]
         if peer is not None:
             where.append("p.address = ?")
             args.append(peer)
@@ -284,19 +405,28 @@ class Store:
                 "since": since,
             }
             out.append(route)
-        out.sort(key=_route_order)
         return out
 
     def _longest_match(self, address: str) -> tuple[int, bytes] | None:
         afi, candidates = covering_prefixes(address)
         marks = ",".join("?" * len(candidates))
-        rows = self.db.execute(
-            f"SELECT family, prefix FROM routes WHERE family IN (?, ?) AND prefix IN ({marks})",
-            [family_code((afi, 1)), family_code((afi, 2)), *candidates],
-        ).fetchall()
+        families = [family_code((afi, 1)), family_code((afi, 2))]
+        rows = [
+            row
+            for table in ("routes", "ospf_routes")
+            for row in self.db.execute(
+                f"SELECT family, prefix FROM {table} WHERE family IN (?, ?) AND prefix IN ({marks})",
+                [*families, *candidates],
+            )
+        ]
         if not rows:
             return None
         return max(rows, key=lambda r: r[1][0])
+
+    def lsas(self) -> list[tuple[Any, ...]]:
+        """Stored LSAs: (version, area or None, link or None, type, LS ID, advertising router, age, installed,
+        raw bytes), in LSDB order."""
+        return self.db.execute("SELECT * FROM lsas").fetchall()
 
     def route_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM routes").fetchone()[0]
@@ -314,3 +444,10 @@ def _route_order(route: dict[str, Any]) -> tuple[Any, ...]:
         route["peer"],
         route["path_id"] or 0,
     )
+
+
+def stored_lsa(row: tuple[Any, ...]) -> tuple[int, IPv4Address | None, Lsa]:
+    """(version, area, LSA) from a row of `Store.lsas()`."""
+    version, area, _link, _type, _ls_id, _adv, _age, _installed, raw = row
+    lsa, _size = decode_lsa(bytes(raw), 0, version)
+    return version, IPv4Address(area) if area is not None else None, lsa

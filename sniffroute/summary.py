@@ -9,6 +9,8 @@ from parsers.bgp.open import Open, capability_name
 from sniffroute.pipeline import Pipeline
 from sniffroute.sessions import Session, Speaker
 
+MAX_SHOWN_PROBLEMS = 20
+
 
 def speaker_view(speaker: Speaker) -> dict[str, Any]:
     flow = speaker.flow
@@ -74,6 +76,7 @@ def replay_summary(pipeline: Pipeline, captures: list[dict[str, Any]], seconds: 
         "truncated_frames": frames.truncated_frames,
         "tcp_segments": frames.tcp_segments,
         "bgp_segments": frames.bgp_segments,
+        "ospf_packets": frames.ospf_packets,
         "skipped": dict(frames.skipped),
         "internal_errors": frames.internal_error_count,
         "internal_error_examples": frames.internal_errors,
@@ -96,10 +99,39 @@ def replay_summary(pipeline: Pipeline, captures: list[dict[str, Any]], seconds: 
             "possibly_stale_peers": sorted(p.address for p in rib.peers.values() if p.possibly_stale),
             "attribute_sets": len(pipeline.sessions.cache),
         },
+        "ospf": ospf_summary(pipeline),
         "errors": {
             "count": bgp.error_count,
             "by_action": dict(bgp.actions),
             "first": [e.describe() for e in bgp.errors],
         },
         "seconds": round(seconds, 3),
+    }
+
+
+def ospf_summary(pipeline: Pipeline) -> dict[str, Any]:
+    """OSPF packets and LSAs by type, checksum and authentication results, the LSDB and the SPF viewpoint."""
+    ospf = pipeline.ospf
+    stats = ospf.lsdb.stats
+    return {
+        "packets": dict(sorted(stats.packets.items())),
+        "lsas": dict(sorted(stats.lsas.items())),
+        "decode_errors": stats.decode_errors,
+        "packet_checksum_failures": stats.packet_checksum_failures,
+        "lsa_checksum_failures": stats.lsa_checksum_failures,
+        "auth_failures": stats.auth_failures,
+        "auth_unverified": stats.auth_unverified,
+        "lsdb": {
+            "lsas": len(ospf.lsdb),
+            "installed": stats.installed,
+            "refreshes": stats.refreshes,
+            "duplicates": stats.duplicates,
+            "flushes": stats.flushes,
+            "aged_out": stats.aged_out,
+        },
+        "viewpoint": ospf.root_description(),
+        "routes": sum(len(table) for table in pipeline.rib.ospf.values()),
+        "spf_runs": ospf.spf_runs,
+        "notes": list(ospf.notes),
+        "problems": [f"{where}: {error}" for _now, where, error in list(stats.problems)[:MAX_SHOWN_PROBLEMS]],
     }
