@@ -208,3 +208,44 @@ def test_longest_match_prefers_the_most_specific_covering_prefix() -> None:
     assert rib.longest_match("192.0.2.1") == (IPV4_UNICAST, prefix_from_text("0.0.0.0/0")[1])
     assert rib.longest_match("2001:db8:1::1") == (IPV6_UNICAST, prefix_from_text("2001:db8::/32")[1])
     assert rib.longest_match("2001:db9::1") is None
+
+
+def ospf_route(prefix: str, metric: int):  # noqa: ANN201 - an OspfRoute as SPF makes it
+    from ipaddress import IPv4Address, ip_network
+
+    from sniffroute.ospf.spf import NextHop, OspfRoute, RouteType
+
+    return OspfRoute(
+        ip_network(prefix), metric, RouteType.INTRA, frozenset({NextHop(IPv4Address("10.9.9.9"), None)}),
+        IPv4Address(0), IPv4Address("10.0.0.1"),
+    )  # fmt: skip
+
+
+def test_ospf_cost_to_the_next_hop_decides_between_ibgp_paths() -> None:
+    rib = Rib()
+    for n in (1, 2):
+        peer = rib.add_peer(f"10.255.0.{n}", "10.255.0.9")
+        peer.asn = peer.local_asn = 65000
+        peer.router_id = f"10.0.0.{n}"
+    attrs = PathAttributes(as_path=(AsSegment(SegmentType.AS_SEQUENCE, (64500,)),))
+    for n in (1, 2):
+        rib.announce(IPV4_UNICAST, [P], None, Path(n, attrs, f"10.255.0.{n}", None, 0.0, 0))
+    rib.commit()
+    assert best_peer(rib) == (1, Reason.ROUTER_ID)
+    rib.set_ospf_routes([ospf_route("10.255.0.1/32", 30), ospf_route("10.255.0.0/24", 10)])
+    rib.commit()
+    # 10.255.0.1 by its /32 at 30, 10.255.0.2 by the covering /24 at 10: the IGP cost step now decides.
+    assert best_peer(rib) == (2, Reason.IGP_COST)
+
+
+def test_lowest_administrative_distance_wins_between_protocols(rib: Rib) -> None:
+    ibgp, ebgp = 3, 1
+    announce(rib, ibgp, PathAttributes(), prefix_from_text("10.20.0.0/16")[1])
+    announce(rib, ebgp, PathAttributes(), prefix_from_text("10.30.0.0/16")[1])
+    rib.set_ospf_routes([ospf_route("10.20.0.0/16", 5), ospf_route("10.30.0.0/16", 5), ospf_route("10.40.0.0/16", 5)])
+    rib.commit()
+    chosen = {
+        text: rib.selected_protocol(IPV4_UNICAST, prefix_from_text(text)[1])
+        for text in ("10.20.0.0/16", "10.30.0.0/16", "10.40.0.0/16", "10.50.0.0/16")
+    }
+    assert chosen == {"10.20.0.0/16": "ospf", "10.30.0.0/16": "bgp", "10.40.0.0/16": "ospf", "10.50.0.0/16": None}
