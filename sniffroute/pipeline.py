@@ -78,7 +78,7 @@ class Pipeline:
         elif isinstance(packet, IpDatagram):
             if packet.proto == IpProto.OSPF:
                 stats.ospf_packets += 1
-                self.ospf.feed(packet.payload, now, packet.src, packet.dst)
+                self.ospf.feed(packet.payload, now, packet.src, packet.dst, packet.vlans)
             else:
                 stats.skipped[f"ip protocol {packet.proto}"] += 1
 

@@ -215,15 +215,24 @@ class Lsdb:
         self, payload: bytes, now: float, *, src: str | None = None, dst: str | None = None, link: str | None = None
     ) -> list[LsdbChange]:
         """An IP payload of protocol 89 (as `parsers.frames.IpDatagram` gives it): decode, count, feed."""
+        packet = self.decode(payload, now, src=src, dst=dst)
+        if packet is None:
+            return self.expire(now)
+        return self.feed(packet, now, link=link, source=src)
+
+    def decode(
+        self, payload: bytes, now: float, *, src: str | None = None, dst: str | None = None
+    ) -> OspfPacket | None:
+        """Decode with this LSDB's keys, counting what fails; None for a packet that could not be decoded."""
         try:
             packet = decode_packet(payload, src=src, dst=dst, keys=self.keys)
         except DecodeError as failure:
             self.stats.decode_errors += 1
             self.stats.problems.append((now, src or "", failure.error))
-            return self.expire(now)
+            return None
         if dst is not None and isinstance(packet.body, LinkStateUpdate) and not _is_multicast(dst):
             self.stats.unicast_updates += 1
-        return self.feed(packet, now, link=link, source=src)
+        return packet
 
     def feed(
         self, packet: OspfPacket, now: float, *, link: str | None = None, source: str | None = None

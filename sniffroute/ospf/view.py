@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_interface, ip_network
 
-from parsers.errors import DecodeError
 from parsers.ospf.lsa import IntraAreaPrefixLsa, Lsa, Lsa3Type
-from parsers.ospf.packet import Hello, decode_packet
+from parsers.ospf.packet import Hello
 from sniffroute.ospf.lsdb import Lsdb, SpfInput
 from sniffroute.ospf.spf import OspfRoute, Root, RouterRoot, SegmentRoot, compute_routes
 
@@ -170,13 +169,10 @@ class OspfView:
         self.spf_runs = 0
         self._dirty = False
 
-    def feed(self, payload: bytes, now: float, src: str, dst: str) -> None:
+    def feed(self, payload: bytes, now: float, src: str, dst: str, vlans: tuple[int, ...] = ()) -> None:
         lsdb = self.lsdb
-        try:
-            packet = decode_packet(payload, src=src, dst=dst, keys=lsdb.keys)
-        except DecodeError as failure:
-            lsdb.stats.decode_errors += 1
-            lsdb.stats.problems.append((now, src, failure.error))
+        packet = lsdb.decode(payload, now, src=src, dst=dst)
+        if packet is None:
             self._dirty |= bool(lsdb.expire(now))
             return
         hello = packet.body
@@ -187,7 +183,9 @@ class OspfView:
                 lan = (packet.router_id, hello.interface_id)
                 if lan not in self.v3_lans:
                     self.v3_lans.append(lan)
-        if lsdb.feed(packet, now, source=src):
+        # A capture does not say which link a frame crossed; its VLAN tags are the best hint for link scope.
+        link = ",".join(map(str, vlans)) or None
+        if lsdb.feed(packet, now, link=link, source=src):
             self._dirty = True
 
     def expire(self, now: float) -> None:
