@@ -111,10 +111,11 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         )
     rib = summary["rib"]
     lines.append(
-        f"RIB: {rib['paths']} paths from {rib['peers']} peers, best: "
+        f"BGP RIB: {rib['paths']} paths from {rib['peers']} peers, best: "
         + (", ".join(f"{k} {v}" for k, v in sorted(rib["prefixes"].items())) or "none")
         + f"; {rib['attribute_sets']} distinct attribute sets"
     )
+    lines.extend(ospf_summary_lines(summary["ospf"], summary["ospf_packets"]))
     lines.append(f"sessions: {len(summary['sessions'])}")
     for s in summary["sessions"]:
         speakers = " / ".join(
@@ -132,6 +133,32 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(f"internal errors (frames skipped, please report): {summary['internal_errors']}")
         lines.extend(f"  {e}" for e in summary["internal_error_examples"][:10])
     lines.append(f"done in {summary['seconds']} s")
+    return lines
+
+
+def ospf_summary_lines(ospf: dict[str, Any], packets: int) -> list[str]:
+    if not packets:
+        return []
+    counts = ", ".join(f"{k} {v}" for k, v in ospf["packets"].items())
+    lines = [f"OSPF packets: {counts}"]
+    if ospf["lsas"]:
+        lines.append("OSPF LSAs in updates: " + ", ".join(f"{k} {v}" for k, v in ospf["lsas"].items()))
+    failures = {
+        "undecodable": ospf["decode_errors"],
+        "bad packet checksum": ospf["packet_checksum_failures"],
+        "bad LSA checksum": ospf["lsa_checksum_failures"],
+        "authentication failed": ospf["auth_failures"],
+        "authentication not verifiable (no key)": ospf["auth_unverified"],
+    }
+    if any(failures.values()):
+        lines.append("OSPF problems: " + ", ".join(f"{k} {v}" for k, v in failures.items() if v))
+        lines.extend(f"  {p}" for p in ospf["problems"][:10])
+    lsdb = ospf["lsdb"]
+    lines.append(
+        f"LSDB: {lsdb['lsas']} LSAs ({lsdb['refreshes']} refreshes, {lsdb['duplicates']} duplicates, "
+        f"{lsdb['flushes']} flushed); SPF from {ospf['viewpoint']}: {ospf['routes']} routes"
+    )
+    lines.extend(f"  {note}" for note in ospf["notes"])
     return lines
 
 
