@@ -59,4 +59,6 @@ class NeedData(DecodeError):
 
 def strongest(errors: tuple[ParseError, ...] | list[ParseError]) -> Action:
     """The strongest RFC 7606 action among `errors` (GoBGP's `ErrorHandling.Stronger`)."""
-    return max((e.action for e in errors), default=Action.NONE)
+    if not errors:
+        return Action.NONE
+    return max(e.action for e in errors)

@@ -269,7 +269,7 @@ class SessionTracker:
         for error in routes.errors:
             self._error(speaker, raw.offset, error, now)
         self._apply(speaker, peer, routes, now)
-        if routes.action >= Action.SESSION_RESET:
+        if routes.errors and routes.action >= Action.SESSION_RESET:
             self._reset(session, speaker, now)
 
     def _apply(self, speaker: Speaker, peer: Peer, routes: UpdateRoutes, now: float) -> None:
@@ -360,15 +360,19 @@ class SessionTracker:
 RIB_FAMILIES = frozenset({(1, 1), (2, 1)})
 
 
+_FAMILY_KEYS: dict[AfiSafi, str] = {}
+_TYPE_NAMES = {int(t): t.name.lower() for t in MessageType}
+
+
 def _family_key(family: AfiSafi) -> str:
-    return f"{family[0]}/{family[1]}"
+    key = _FAMILY_KEYS.get(family)
+    if key is None:
+        key = _FAMILY_KEYS[family] = f"{family[0]}/{family[1]}"
+    return key
 
 
 def _type_name(msg_type: int) -> str:
-    try:
-        return MessageType(msg_type).name.lower()
-    except ValueError:
-        return f"type-{msg_type}"
+    return _TYPE_NAMES.get(msg_type) or f"type-{msg_type}"
 
 
 def _has_attribute(block: bytes, code: int) -> bool:

@@ -7,6 +7,7 @@ log) -- never from sniffroute.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -40,6 +41,8 @@ def _normalised(route: dict[str, Any]) -> dict[str, Any]:
     out = {f: route[f] for f in FIELDS}
     out["communities"] = sorted(out["communities"])
     out["large_communities"] = sorted(out["large_communities"])
+    # One spelling for an address, whoever printed it (::ffff:192.0.2.1 and ::ffff:c000:201 are the same).
+    out["next_hop"] = str(ipaddress.ip_address(out["next_hop"])) if out["next_hop"] else None
     return out
 
 

@@ -152,12 +152,23 @@ def as_path_fits(value: bytes, as4: bool) -> bool:
 class AttributeCache:
     """Interns decoded attribute blocks per AS width; the RIB shares the resulting objects."""
 
-    __slots__ = ("_entries", "hits", "misses")
+    __slots__ = ("_entries", "_missing", "hits", "misses")
 
     def __init__(self) -> None:
         self._entries: dict[tuple[bytes, bool], PathAttributes] = {}
+        # (id of an interned PathAttributes, IPv4 NLRI present) -> missing mandatory attributes. Interned
+        # objects live as long as the cache, so their ids are stable keys.
+        self._missing: dict[tuple[int, bool], tuple[ParseError, ...]] = {}
         self.hits = 0
         self.misses = 0
+
+    def missing(self, attrs: PathAttributes, has_ipv4_nlri: bool) -> tuple[ParseError, ...]:
+        """RFC 7606 3.d for routes carried with these attributes, worked out once per interned set."""
+        key = (id(attrs), has_ipv4_nlri)
+        found = self._missing.get(key)
+        if found is None:
+            found = self._missing[key] = missing_mandatory(attrs, True, has_ipv4_nlri)
+        return found
 
     def get(self, block: bytes, ctx: SessionContext) -> PathAttributes:
         key = (block, ctx.as4)
@@ -233,7 +244,9 @@ def update_routes(update: Update, ctx: SessionContext, cache: AttributeCache) ->
         if attrs is None:
             out.errors.append(_update_error("NLRI without ORIGIN/AS_PATH", attrs_offset, 0))
         else:
-            out.errors.extend(_shift(missing_mandatory(attrs, True, has_ipv4), attrs_offset, split.removed))
+            missing = cache.missing(attrs, has_ipv4)
+            if missing:
+                out.errors.extend(_shift(missing, attrs_offset, split.removed))
     if has_ipv4:
         out.announced.append(Announcement(IPV4_UNICAST, ipv4, attrs.next_hop if attrs else None))  # type: ignore[arg-type]
     out.announced.extend(a for a in mp_announced if a.nlri.prefixes)
@@ -248,7 +261,7 @@ def update_routes(update: Update, ctx: SessionContext, cache: AttributeCache) ->
     ):
         out.end_of_rib = out.withdrawn.pop()[0]  # RFC 4724 2: MP_UNREACH with no NLRI and nothing else
     out.count_carried()
-    if out.action >= Action.TREAT_AS_WITHDRAW:
+    if out.errors and out.action >= Action.TREAT_AS_WITHDRAW:
         _withdraw_all(out)
     return out
 
