@@ -1,0 +1,326 @@
+"""The live engine both controller backends drive: TAPs, the tunnel, the sniff pipeline and the store.
+
+A backend (POX or os-ken) only translates: it calls `LiveEngine.packet_in` with each packet-in, gives the engine a
+`send` callable when a switch connects (`attach`) and takes it back when it goes (`detach`), and turns the
+tunnel's punt flows into its own flow mods. Everything else happens here, in threads of our own:
+
+- one reader thread per TAP: a frame the Linux stack sends becomes a packet-out through `send`;
+- one pipeline thread: every frame that crosses the tunnel, both ways, is queued for the sniff pipeline, which
+  the thread feeds, commits and saves to the store every `save_interval` (and at `close`). A slow pipeline or
+  a slow disk never holds up the OpenFlow connection: the queue is bounded and overflow is counted, not waited on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import select
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from parsers.bgp.constants import MessageType
+from parsers.frames import LinkType
+from sniffroute.config import Config
+from sniffroute.pipeline import Pipeline
+from sniffroute.sessions import Speaker
+from sniffroute.store import Store
+from sniffroute.summary import session_view
+from sniffroute.tap import Tap, open_tap
+from sniffroute.tunnel import PacketOut, PuntFlow, Refused, Tunnel, punt_flows
+
+log = logging.getLogger("sniffroute.live")
+
+PIPELINE_QUEUE_FRAMES = 200_000  # frames waiting for the pipeline before new ones are dropped (and counted)
+TAP_POLL_SECONDS = 0.25  # how often an idle TAP reader looks whether it should stop
+PIPELINE_POLL_SECONDS = 0.1
+DRAIN_QUIET_SECONDS = 0.1
+KEEPALIVE = MessageType.KEEPALIVE.name.lower()  # how sniffroute.sessions counts them
+DRAIN_LIMIT_SECONDS = 1.0
+Send = Callable[[PacketOut], None]
+
+
+@dataclass(slots=True)
+class TunnelCounters:
+    packet_in: int = 0
+    to_tap: int = 0
+    from_tap: int = 0
+    packet_out: int = 0
+    truncated_packet_in: int = 0  # the switch buffered and cut the frame; it cannot be delivered
+    no_switch: int = 0  # TAP frames read while no switch was connected
+    pipeline_dropped: int = 0
+    pipeline_errors: int = 0
+    tap_write_errors: int = 0
+    switch_connections: int = 0
+
+    def as_dict(self, refused: Counter[str]) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__} | {"refused": dict(refused)}  # type: ignore[attr-defined]
+
+
+class LiveEngine:
+    def __init__(self, config: Config, store_path: Path) -> None:
+        self.config = config
+        self.store_path = store_path
+        self.tunnel = Tunnel(config.router_mac, config.interfaces)
+        self.counters = TunnelCounters()
+        self.refused: Counter[str] = Counter()
+        self.pipeline = Pipeline(on_gap=self._gap)
+        self.on_gap: Callable[[str], None] | None = None  # peer address whose sniffed stream lost bytes
+        self.documents: dict[str, Callable[[], Any]] = {}  # more documents to save with the RIB
+        self._taps: list[Tap] = []
+        self._send: Send | None = None
+        self._frames: queue.SimpleQueue[tuple[bytes, float] | None] = queue.SimpleQueue()
+        self._queued = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the TAPs and start the reader and pipeline threads (raises TapError, StoreError)."""
+        Store(self.store_path).close()  # fail now, not at the first save, when the store is unusable
+        try:
+            for interface in self.config.interfaces:
+                self._taps.append(open_tap(interface, self.config.router_mac, self.config.tun_device))
+        except Exception:
+            self.close()
+            raise
+        self._spawn(self._pipeline_loop, "sniffroute-pipeline")
+        for number, tap in enumerate(self._taps):
+            self._spawn(lambda n=number, t=tap: self._tap_loop(n, t), f"sniffroute-tap-{tap.interface.name}")
+        log.info("TAPs up: %s", ", ".join(t.interface.name for t in self._taps))
+
+    def close(self) -> None:
+        """Stop the threads, save the RIB a last time, close the TAPs. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._frames.put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for tap in self._taps:
+            tap.close()
+        self._taps.clear()
+
+    def drain(self, quiet: float = DRAIN_QUIET_SECONDS, limit: float = DRAIN_LIMIT_SECONDS) -> None:
+        """Wait until the TAPs have been quiet for `quiet` seconds (at most `limit`): what the Linux stack sent
+        last, a NOTIFICATION say, has then left through the switch."""
+        deadline = time.monotonic() + limit
+        seen = -1
+        while time.monotonic() < deadline and seen != self.counters.from_tap:
+            seen = self.counters.from_tap
+            time.sleep(quiet)
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    # -- switch side -----------------------------------------------------------------------------------------
+    def punt_flows(self, *, ipv6_fields: bool) -> list[PuntFlow]:
+        return punt_flows(self.config.router_mac, self.config.interfaces, ipv6_fields=ipv6_fields)
+
+    def attach(self, send: Send) -> None:
+        self.counters.switch_connections += 1
+        self._send = send
+
+    def detach(self) -> None:
+        self._send = None
+
+    def packet_in(self, in_port: int, frame: bytes, total_len: int | None = None) -> None:
+        """A packet-in from the switch (called on the backend's OpenFlow thread)."""
+        counters = self.counters
+        counters.packet_in += 1
+        if total_len is not None and total_len > len(frame):
+            counters.truncated_packet_in += 1
+            return
+        routed = self.tunnel.from_switch(in_port, frame)
+        if isinstance(routed, Refused):
+            self.refused[routed.reason.name.lower()] += 1
+            return
+        try:
+            self._taps[routed.interface].write(routed.frame)
+        except (OSError, IndexError):
+            counters.tap_write_errors += 1
+            return
+        counters.to_tap += 1
+        self._to_pipeline(routed.frame)
+
+    # -- TAP side --------------------------------------------------------------------------------------------
+    def _tap_loop(self, number: int, tap: Tap) -> None:
+        poller = select.poll()
+        poller.register(tap.fd, select.POLLIN)
+        counters = self.counters
+        while not self._stop.is_set():
+            if not poller.poll(TAP_POLL_SECONDS * 1000):
+                continue
+            try:
+                frame = tap.read()
+            except OSError as exc:
+                log.error("%s: read failed: %s", tap.interface.name, exc)
+                return
+            counters.from_tap += 1
+            send = self._send
+            if send is None:
+                counters.no_switch += 1
+                continue
+            send(self.tunnel.from_tap(number, frame))
+            counters.packet_out += 1
+            self._to_pipeline(frame)
+
+    # -- pipeline --------------------------------------------------------------------------------------------
+    def _to_pipeline(self, frame: bytes) -> None:
+        if self._queued >= PIPELINE_QUEUE_FRAMES:
+            self.counters.pipeline_dropped += 1
+            return
+        self._queued += 1  # approximate across threads; only bounds memory
+        self._frames.put((frame, time.time()))
+
+    def _pipeline_loop(self) -> None:
+        store = Store(self.store_path)
+        feed = self.pipeline.feed_frame
+        ethernet = int(LinkType.ETHERNET)
+        next_save = time.monotonic()
+        saved_signature: tuple[Any, ...] | None = None
+        try:
+            while True:
+                try:
+                    item = self._frames.get(timeout=PIPELINE_POLL_SECONDS)
+                except queue.Empty:
+                    item = ()
+                if item is None:
+                    break
+                if item:
+                    self._queued -= 1
+                    try:
+                        feed(ethernet, item[0], item[1])
+                    except Exception:  # a pipeline bug must not stop the tunnel: count it, say it once
+                        self._failed("feed")
+                if time.monotonic() >= next_save:
+                    # A full table is rewritten only when routes or sessions changed, not for each KEEPALIVE.
+                    signature = self._rib_signature()
+                    if signature != saved_signature:
+                        if self._save(store):
+                            saved_signature = signature
+                    else:
+                        self._save_documents(store)
+                    next_save = time.monotonic() + self.config.save_interval
+            self._save(store)
+        finally:
+            store.close()
+
+    def _rib_signature(self) -> tuple[Any, ...]:
+        """Changes whenever what the store holds would: messages other than KEEPALIVE, gaps, sessions, peers."""
+        sessions = self.pipeline.sessions
+        stats = sessions.stats
+        messages = sum(count for kind, count in stats.messages.items() if kind != KEEPALIVE)
+        peers = tuple((p.id, p.state, p.generation, p.possibly_stale) for p in self.pipeline.rib.peers.values())
+        states = tuple(s.state for s in sessions.all_sessions())
+        return messages, stats.gaps, states, peers
+
+    def _failed(self, what: str) -> None:
+        self.counters.pipeline_errors += 1
+        if self.counters.pipeline_errors == 1:
+            log.exception("pipeline %s failed (counted in pipeline_errors; later failures are not logged)", what)
+
+    def _gap(self, speaker: Speaker, _now: float) -> None:
+        if self.on_gap is not None:
+            self.on_gap(speaker.flow.src)
+
+    def _documents(self) -> dict[str, Any]:
+        documents = {
+            "sessions": [session_view(s) for s in self.pipeline.sessions.all_sessions()],
+            "tunnel": self.counters.as_dict(self.refused),
+        }
+        for name, provide in self.documents.items():
+            documents[name] = provide()
+        return documents
+
+    def _save(self, store: Store) -> bool:
+        try:
+            self.pipeline.commit()
+            store.save(self.pipeline.rib, self._documents())
+        except Exception:  # the store (or a bug) must not stop the tunnel; the next save tries again
+            self._failed("save")
+            return False
+        return True
+
+    def _save_documents(self, store: Store) -> bool:
+        try:
+            with store.db:
+                for name, value in self._documents().items():
+                    store.db.execute("INSERT OR REPLACE INTO documents VALUES (?,?)", (name, json.dumps(value)))
+        except Exception:
+            self._failed("save")
+            return False
+        return True
+
+
+HOLDER_STOP_SECONDS = 5.0
+SHUTDOWN_MESSAGE = "sniffroute shutting down"
+
+
+def start_session_holder(config: Config, engine: LiveEngine | None = None) -> Callable[[], None]:
+    """Start the BGP session holder for the configured peers on a thread of its own (asyncio); returns the
+    function that stops it (Cease/Administrative Shutdown with a message to every peer). No peers: nothing runs."""
+    if not config.peers:
+        return lambda: None
+    import asyncio
+
+    from sniffroute.speaker import PeerConfig, SessionHolder
+
+    peers = [
+        PeerConfig(
+            address=str(p.address),
+            peer_as=p.peer_as,
+            local_as=p.local_as,
+            router_id=str(p.router_id),
+            local_address=str(p.local_address),
+            passive=p.passive,
+            hold_time=p.hold_time,
+            md5_password=p.password,
+        )
+        for p in config.peers
+    ]
+    holder = SessionHolder(peers, lambda event: log.info("bgp: %s", event))
+    if engine is not None:
+        engine.on_gap = _refresh_on_gap(holder)
+        engine.documents["holder"] = lambda: [
+            {name: getattr(status, name) for name in status.__dataclass_fields__} for status in holder.status()
+        ]
+    thread = threading.Thread(target=lambda: asyncio.run(holder.run()), name="sniffroute-bgp", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        deadline = time.monotonic() + HOLDER_STOP_SECONDS
+        while thread.is_alive() and time.monotonic() < deadline:
+            try:
+                holder.stop_threadsafe(SHUTDOWN_MESSAGE).result(timeout=HOLDER_STOP_SECONDS)
+                break
+            except RuntimeError:  # its loop has not started yet
+                time.sleep(PIPELINE_POLL_SECONDS)
+            except TimeoutError:
+                log.warning("the session holder did not stop in time")
+                break
+        thread.join(timeout=HOLDER_STOP_SECONDS)
+
+    return stop
+
+
+def _refresh_on_gap(holder: Any) -> Callable[[str], None]:
+    from parsers.bgp.constants import Afi, Safi
+
+    configured = {p.address for p in holder.peers}
+
+    def refresh(address: str) -> None:
+        if address in configured:
+            for afi in (Afi.IPV4, Afi.IPV6):
+                holder.request_refresh(address, afi, Safi.UNICAST)
+
+    return refresh

@@ -1,0 +1,213 @@
+"""The live tunnel end to end, per backend: BGP through switch -> packet-in -> TAP -> Linux -> session holder.
+
+Oracles: gobgpd's own view (session state, `adj-out` toward us), the switch's flow and port counters, and ping's
+exit status. sniffroute's output is only ever what is checked, never the expectation.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import (
+    ANNOUNCED,
+    BRIDGE,
+    CONTROLLER_NS,
+    HOLD_TIME,
+    LOCAL_AS,
+    PEER_AS,
+    PEER_MAC,
+    PEER_V4,
+    PEER_V6,
+    PEER_VLAN_V4,
+    ROUTER_MAC,
+    ROUTER_NS,
+    ROUTER_PORT,
+    ROUTER_V4,
+    ROUTER_V6,
+    ROUTER_VLAN_V4,
+    TAP,
+    VLAN,
+    VLAN_TAP,
+    Controller,
+    Router,
+    Switch,
+    adj_out,
+    rib_view,
+)
+from tests.lab.netns import in_ns, run, wait_for
+
+pytestmark = pytest.mark.e2e
+
+PUNT_PRIORITY = 0xF000  # sniffroute.tunnel.PUNT_PRIORITY, written out: the switch reports numbers
+MTU = 1500
+IPV4_ICMP_HEADERS = 20 + 8
+IPV6_ICMP_HEADERS = 40 + 8
+UNROUTED_FRAMES = 300
+WITHIN_A_SECOND = 1.0
+CEASE = 6  # RFC 4271 4.5 NOTIFICATION error code
+
+
+def _punted_packets(switch: Switch) -> int:
+    return sum(f["n_packets"] for f in switch.flows() if f["priority"] == PUNT_PRIORITY)
+
+
+def test_sessions_through_the_tunnel_fill_the_rib(switch: Switch, router: Router, controller: Controller) -> None:
+    deadline = time.monotonic() + 40
+    for peer in (ROUTER_V4, ROUTER_V6):
+        wait_for(f"gobgpd's session with {peer}", lambda p=peer: router.established(p), deadline=deadline)
+    expected = adj_out(router)
+    assert {r["prefix"] for r in expected} == {p for p, _ in ANNOUNCED}, "the router did not send its table"
+    settle = time.monotonic() + 10
+    while (ours := rib_view(controller)) != expected and time.monotonic() < settle:
+        time.sleep(0.3)
+    assert ours == expected, f"the RIB is not what gobgpd says it sent; controller log:\n{controller.log()[-3000:]}"
+    for route in controller.rib():
+        assert route["peer_as"] == PEER_AS
+
+    # The frames crossed the tunnel: the switch punted them, and port 1 sent out only packet-outs (no flow forwards).
+    assert _punted_packets(switch) > 0
+    assert switch.port_tx_packets(ROUTER_PORT) > 0
+    tunnel = controller.document("tunnel")
+    assert tunnel["to_tap"] > 0 and tunnel["packet_out"] > 0, tunnel
+    assert tunnel["truncated_packet_in"] == 0
+
+    # Sessions stay up past three hold times: keepalives cross the tunnel both ways.
+    time.sleep(3 * HOLD_TIME + 0.5)
+    assert router.established(ROUTER_V4) and router.established(ROUTER_V6)
+    holder = {p["address"]: p["state"] for p in controller.document("holder") or []}
+    assert holder == {PEER_V4: "established", PEER_V6: "established"}
+
+
+def test_switch_holds_punt_flows_and_drops_the_rest(switch: Switch, controller: Controller) -> None:
+    flows = switch.flows()
+    punt = [f for f in flows if f["priority"] == PUNT_PRIORITY]
+    assert punt and all(f["text"].endswith("CONTROLLER:65535") for f in punt), punt  # whole frames
+    assert all(f"in_port={ROUTER_PORT}" in f["text"] or "in_port" not in f["text"] for f in punt)
+    misses = [f for f in flows if f["priority"] == 0]
+    assert len(misses) == 1 and "actions=drop" in misses[0]["text"], misses
+    assert {f["priority"] for f in flows} == {0, PUNT_PRIORITY}, "nothing else is on the switch"
+    if controller.backend == "osken":  # OpenFlow 1.3: the punt flows go through a packet-rate meter
+        assert all("meter:1" in f["text"] for f in punt), punt
+        meters = switch.ofctl("dump-meters", BRIDGE)
+        assert "meter=1 pktps" in meters and "type=drop rate=20000" in meters, meters
+
+
+def test_full_size_pings_cross_the_tunnel(switch: Switch, router: Router, controller: Controller) -> None:
+    punted = _punted_packets(switch)
+    for address, headers in ((ROUTER_V4, IPV4_ICMP_HEADERS), (ROUTER_V6, IPV6_ICMP_HEADERS)):
+        small = router.ping(address, size=56)
+        assert small.returncode == 0, f"ping {address}: {small.stdout}{small.stderr}"
+        full = router.ping(address, size=MTU - headers)  # don't-fragment: exactly one 1500-byte IP packet each way
+        assert full.returncode == 0, f"{MTU}-byte ping {address}: {full.stdout}{full.stderr}"
+    # Each echo request was punted (the switch updates flow counters lazily: give it a moment).
+    wait_for("punt counters", lambda: _punted_packets(switch) >= punted + 4 * 3, deadline=time.monotonic() + 3)
+
+
+def test_vlan_interface_carries_full_size_frames(switch: Switch, router: Router, controller: Controller) -> None:
+    # The controller host must know the prober's MAC: the router namespace cannot answer tagged ARP itself.
+    neigh = ["ip", "neigh", "replace", PEER_VLAN_V4, "lladdr", PEER_MAC, "dev", VLAN_TAP, "nud", "permanent"]
+    run(in_ns(CONTROLLER_NS, neigh))
+    size = MTU - IPV4_ICMP_HEADERS
+    probe = [sys.executable, "-m", "tests.e2e.vlan_probe", "st-r1-ns", str(VLAN), PEER_MAC, ROUTER_MAC]
+    result = run(in_ns(ROUTER_NS, [*probe, PEER_VLAN_V4, ROUTER_VLAN_V4, str(size)]), check=False, timeout=30)
+    assert result.returncode == 0, f"no echo reply over VLAN {VLAN}: {result.stdout}{result.stderr}"
+    reply = json.loads(result.stdout)
+    assert reply["vlan"] == VLAN and reply["ip_length"] == MTU and reply["payload_intact"], reply
+    assert reply["frame_bytes"] == MTU + 14 + 4 and reply["source_mac"] == ROUTER_MAC
+    vlan_flows = [f for f in switch.flows() if f"dl_vlan={VLAN}" in f["text"] and ROUTER_VLAN_V4 in f["text"]]
+    wait_for(
+        "the VLAN punt counters",
+        lambda: sum(f["n_packets"] for f in vlan_flows) > 0 or None,
+        deadline=time.monotonic() + 3,
+    )
+
+
+def test_frames_not_for_the_router_never_reach_the_controller(
+    switch: Switch, router: Router, controller: Controller
+) -> None:
+    # Frames to the router's MAC for an address that is not the router's: the switch must drop them itself.
+    stranger = "10.77.1.99"
+    run(in_ns(ROUTER_NS, ["ip", "neigh", "replace", stranger, "lladdr", ROUTER_MAC, "dev", "st-r1-ns"]))
+    wait_for("a first tunnel report", lambda: controller.document("tunnel"), deadline=time.monotonic() + 5)
+    before = controller.document("tunnel")["packet_in"]
+    table_miss_before = sum(f["n_packets"] for f in switch.flows() if f["priority"] == 0)
+    argv = ["ping", "-c", str(UNROUTED_FRAMES), "-i", "0.002", "-W", "1", "-q", stranger]
+    run(in_ns(ROUTER_NS, argv), check=False, timeout=30)
+    time.sleep(0.5)  # one save interval and more
+    table_miss = sum(f["n_packets"] for f in switch.flows() if f["priority"] == 0)
+    after = controller.document("tunnel")["packet_in"]
+    assert table_miss - table_miss_before >= UNROUTED_FRAMES
+    # Keepalives and ND may arrive meanwhile, never the flood.
+    assert after - before < UNROUTED_FRAMES // 10, (before, after)
+    assert PEER_MAC  # the flood came from the router's own MAC, which is not special to the switch
+    assert LOCAL_AS
+
+
+def _prefixes_of(controller: Controller, peer: str) -> set[str]:
+    return {r["prefix"] for r in controller.rib() if r["peer"] == peer}
+
+
+def test_withdrawal_and_peer_shutdown_reach_the_rib_within_a_second(router: Router, controller: Controller) -> None:
+    deadline = time.monotonic() + 40
+    for peer in (ROUTER_V4, ROUTER_V6):
+        wait_for(f"gobgpd's session with {peer}", lambda p=peer: router.established(p), deadline=deadline)
+    wait_for("the full RIB", lambda: rib_view(controller) == adj_out(router), deadline=time.monotonic() + 10)
+    prefix, attributes = ANNOUNCED[0]
+    router.gobgp("global", "rib", "-a", "ipv4", "del", prefix)
+    try:
+        wait_for(
+            f"{prefix} withdrawn",
+            lambda: prefix not in _prefixes_of(controller, PEER_V4),
+            deadline=time.monotonic() + WITHIN_A_SECOND,
+            interval=0.05,
+        )
+        assert rib_view(controller) == adj_out(router)
+    finally:
+        router.gobgp("global", "rib", "-a", "ipv4", "add", prefix, "nexthop", PEER_V4, *attributes)
+    router.gobgp("neighbor", ROUTER_V6, "shutdown", "--reason", "st maintenance")
+    router.gobgp("neighbor", ROUTER_V6, "disable")
+    try:
+        wait_for(
+            "the IPv6 peer's routes gone",
+            lambda: not _prefixes_of(controller, PEER_V6),
+            deadline=time.monotonic() + WITHIN_A_SECOND,
+            interval=0.05,
+        )
+        assert _prefixes_of(controller, PEER_V4) == {p for p, _ in ANNOUNCED if ":" not in p}
+        ended = [s for s in controller.document("sessions") if s["notification"]]
+        assert any(s["notification"]["shutdown_message"] == "st maintenance" for s in ended), ended
+    finally:
+        router.gobgp("neighbor", ROUTER_V6, "enable")
+
+
+def _notifications_received(router: Router, neighbor: str) -> int:
+    messages = router.gobgp_json("neighbor", neighbor).get("state", {}).get("messages", {})
+    return int(messages.get("received", {}).get("notification", 0))
+
+
+def test_sigterm_notifies_the_peers_and_exits_0(switch: Switch, router: Router, controller: Controller) -> None:
+    deadline = time.monotonic() + 40
+    for peer in (ROUTER_V4, ROUTER_V6):
+        wait_for(f"gobgpd's session with {peer}", lambda p=peer: router.established(p), deadline=deadline)
+    before = {peer: _notifications_received(router, peer) for peer in (ROUTER_V4, ROUTER_V6)}
+    assert controller.stop() == 0, controller.log()[-3000:]
+    for peer in (ROUTER_V4, ROUTER_V6):
+        assert _notifications_received(router, peer) == before[peer] + 1, f"{peer}: gobgpd got no NOTIFICATION"
+        assert not router.established(peer)
+    # the TAP went with the process; the last save saw the sessions end, so their routes are gone from the store
+    assert run(["ip", "-n", CONTROLLER_NS, "link", "show", TAP], check=False).returncode != 0
+    assert controller.rib() == []
+    # and the pipeline saw our own NOTIFICATIONs end the last session with each peer
+    last: dict[str, dict[str, Any]] = {}
+    for session in sorted(controller.document("sessions"), key=lambda s: s["started"]):
+        addresses = {endpoint.rsplit(":", 1)[0] for endpoint in session["endpoints"]}
+        last[(addresses - {ROUTER_V4, ROUTER_V6}).pop()] = session
+    assert set(last) == {PEER_V4, PEER_V6}
+    for session in last.values():
+        notification = session["notification"]
+        assert notification and notification["code"] == CEASE, session
