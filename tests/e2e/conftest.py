@@ -30,16 +30,19 @@ from tests.lab.make_bgp_capture import gobgp_adj_in
 from tests.lab.netns import Daemon, Lab, LabError, in_ns, run, wait_for
 
 HERE = Path(__file__).parent
-SWITCH_NS, CONTROLLER_NS, ROUTER_NS = "st-sw", "st-ctl", "st-r1"
-BRIDGE = "st-br0"
+# Every name the bed creates starts with TAG, so two beds (SNIFFROUTE_E2E_TAG=xx) can run side by side.
+TAG = os.environ.get("SNIFFROUTE_E2E_TAG", "st")
+SWITCH_NS, CONTROLLER_NS, ROUTER_NS = f"{TAG}-sw", f"{TAG}-ctl", f"{TAG}-r1"
+ROUTER_VETH, SWITCH_VETH = f"{TAG}-r1-ns", f"{TAG}-r1-br"
+BRIDGE = f"{TAG}-br0"
 OPENFLOW_PORT = 6653
 CONTROLLER_TARGET = f"tcp:10.254.0.2:{OPENFLOW_PORT}"  # set by ovs-up.sh, inside st-ctl
 OPENFLOW_LISTEN = "10.254.0.2"
 ROUTER_PORT = 1
 ROUTER_MAC = "02:57:00:00:00:fe"
-TAP = "st-tap1"
+TAP = f"{TAG}-tap1"
 VLAN = 10  # a second router interface: port 1, VLAN 10 (this kernel has no 8021q: tests/e2e/vlan_probe.py speaks it)
-VLAN_TAP = "st-tap1v10"
+VLAN_TAP = f"{TAG}-tap1v10"
 ROUTER_VLAN_V4, PEER_VLAN_V4 = "10.77.10.254", "10.77.10.1"
 ROUTER_V4, ROUTER_V6 = "10.77.1.254", "2001:db8:77:1::fe"
 PEER_V4, PEER_V6 = "10.77.1.1", "2001:db8:77:1::1"
@@ -134,7 +137,7 @@ class Switch:
 
 @pytest.fixture(scope="module")
 def switch(e2e_ready: None) -> Iterator[Switch]:
-    base = Path(tempfile.mkdtemp(prefix="st-ovs-"))
+    base = Path(tempfile.mkdtemp(prefix=f"{TAG}-ovs-"))
     env = {**os.environ, "SWNS": SWITCH_NS, "CTLNS": CONTROLLER_NS, "BR": BRIDGE, "OFPORT": str(OPENFLOW_PORT)}
     for ns in (SWITCH_NS, CONTROLLER_NS):  # leftovers of an interrupted run
         subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
@@ -189,20 +192,20 @@ class Router:
 
 @pytest.fixture(scope="module")
 def router(switch: Switch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
-    workdir = tmp_path_factory.mktemp("st-router")
+    workdir = tmp_path_factory.mktemp(f"{TAG}-router")
     lab = Lab(workdir)
     try:
         lab.namespace(ROUTER_NS)
-        lab.veth(ROUTER_NS, "st-r1-ns", SWITCH_NS, "st-r1-br")
-        run(in_ns(ROUTER_NS, ["ip", "link", "set", "st-r1-ns", "address", PEER_MAC]))
-        lab.address(ROUTER_NS, "st-r1-ns", f"{PEER_V4}/24")
-        lab.address(ROUTER_NS, "st-r1-ns", f"{PEER_V6}/64")
-        lab.offloads_off(ROUTER_NS, "st-r1-ns")  # TCP through the userspace datapath (pitfall 1)
-        lab.offloads_off(SWITCH_NS, "st-r1-br")
-        lab.up(ROUTER_NS, "st-r1-ns")
-        lab.up(SWITCH_NS, "st-r1-br")
+        lab.veth(ROUTER_NS, ROUTER_VETH, SWITCH_NS, SWITCH_VETH)
+        run(in_ns(ROUTER_NS, ["ip", "link", "set", ROUTER_VETH, "address", PEER_MAC]))
+        lab.address(ROUTER_NS, ROUTER_VETH, f"{PEER_V4}/24")
+        lab.address(ROUTER_NS, ROUTER_VETH, f"{PEER_V6}/64")
+        lab.offloads_off(ROUTER_NS, ROUTER_VETH)  # TCP through the userspace datapath (pitfall 1)
+        lab.offloads_off(SWITCH_NS, SWITCH_VETH)
+        lab.up(ROUTER_NS, ROUTER_VETH)
+        lab.up(SWITCH_NS, SWITCH_VETH)
         switch.vsctl(
-            "add-port", BRIDGE, "st-r1-br", "--", "set", "interface", "st-r1-br", f"ofport_request={ROUTER_PORT}"
+            "add-port", BRIDGE, SWITCH_VETH, "--", "set", "interface", SWITCH_VETH, f"ofport_request={ROUTER_PORT}"
         )
         config = workdir / "gobgpd.toml"
         config.write_text(gobgpd_config())
@@ -331,7 +334,7 @@ def controller(
     backend = request.param
     if backend == "pox" and pox_dir() is None:
         pytest.skip("POX tests need POX_DIR pointing at a noxrepo/pox checkout (branch halosaur)")
-    workdir = tmp_path_factory.mktemp(f"st-{backend}")
+    workdir = tmp_path_factory.mktemp(f"{TAG}-{backend}")
     store = workdir / "rib.sqlite"
     config = workdir / "sniffroute.toml"
     config.write_text(controller_config(store))

@@ -29,6 +29,7 @@ from tests.e2e.conftest import (
     ROUTER_PORT,
     ROUTER_V4,
     ROUTER_V6,
+    ROUTER_VETH,
     ROUTER_VLAN_V4,
     TAP,
     VLAN,
@@ -113,7 +114,7 @@ def test_vlan_interface_carries_full_size_frames(switch: Switch, router: Router,
     neigh = ["ip", "neigh", "replace", PEER_VLAN_V4, "lladdr", PEER_MAC, "dev", VLAN_TAP, "nud", "permanent"]
     run(in_ns(CONTROLLER_NS, neigh))
     size = MTU - IPV4_ICMP_HEADERS
-    probe = [sys.executable, "-m", "tests.e2e.vlan_probe", "st-r1-ns", str(VLAN), PEER_MAC, ROUTER_MAC]
+    probe = [sys.executable, "-m", "tests.e2e.vlan_probe", ROUTER_VETH, str(VLAN), PEER_MAC, ROUTER_MAC]
     result = run(in_ns(ROUTER_NS, [*probe, PEER_VLAN_V4, ROUTER_VLAN_V4, str(size)]), check=False, timeout=30)
     assert result.returncode == 0, f"no echo reply over VLAN {VLAN}: {result.stdout}{result.stderr}"
     reply = json.loads(result.stdout)
@@ -132,7 +133,7 @@ def test_frames_not_for_the_router_never_reach_the_controller(
 ) -> None:
     # Frames to the router's MAC for an address that is not the router's: the switch must drop them itself.
     stranger = "10.77.1.99"
-    run(in_ns(ROUTER_NS, ["ip", "neigh", "replace", stranger, "lladdr", ROUTER_MAC, "dev", "st-r1-ns"]))
+    run(in_ns(ROUTER_NS, ["ip", "neigh", "replace", stranger, "lladdr", ROUTER_MAC, "dev", ROUTER_VETH]))
     wait_for("a first tunnel report", lambda: controller.document("tunnel"), deadline=time.monotonic() + 5)
     before = controller.document("tunnel")["packet_in"]
     table_miss_before = sum(f["n_packets"] for f in switch.flows() if f["priority"] == 0)

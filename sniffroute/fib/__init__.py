@@ -1,0 +1,80 @@
+"""Routes as flows: from the RIB's selected routes to backend-neutral flow ops. Pure (no switch I/O).
+
+`model` holds the records (flows, groups, ops, capabilities), `plan` turns a route into flows, `resolve` tracks
+next-hop MACs, `diff` compares a plan with what the switch holds, and `table.Fib` ties them together.
+"""
+
+from sniffroute.fib.diff import PHASES, diff
+from sniffroute.fib.model import (
+    OPENFLOW_10,
+    OPENFLOW_13,
+    ROUTE_COOKIE,
+    ROUTE_COOKIE_MASK,
+    ROUTE_GROUP_BASE,
+    ROUTE_GROUP_SPAN,
+    Barrier,
+    Bucket,
+    Capabilities,
+    DecTtl,
+    FlowCommand,
+    FlowMatch,
+    FlowOp,
+    FlowSpec,
+    GroupCommand,
+    GroupOp,
+    GroupSpec,
+    Op,
+    Output,
+    PopVlan,
+    PushVlan,
+    RouteEntry,
+    SetEthDst,
+    SetEthSrc,
+    SetVlanVid,
+    ToController,
+    ToGroup,
+    route_priority,
+)
+from sniffroute.fib.resolve import NeighbourObservation, ResolveRequest, ResolverLimits
+from sniffroute.fib.status import ErrorBackoff, RouteState, RouteStatus
+from sniffroute.fib.table import Fib
+
+__all__ = [
+    "OPENFLOW_10",
+    "OPENFLOW_13",
+    "PHASES",
+    "ROUTE_COOKIE",
+    "ROUTE_COOKIE_MASK",
+    "ROUTE_GROUP_BASE",
+    "ROUTE_GROUP_SPAN",
+    "Barrier",
+    "Bucket",
+    "Capabilities",
+    "DecTtl",
+    "ErrorBackoff",
+    "Fib",
+    "FlowCommand",
+    "FlowMatch",
+    "FlowOp",
+    "FlowSpec",
+    "GroupCommand",
+    "GroupOp",
+    "GroupSpec",
+    "NeighbourObservation",
+    "Op",
+    "Output",
+    "PopVlan",
+    "PushVlan",
+    "ResolveRequest",
+    "ResolverLimits",
+    "RouteEntry",
+    "RouteState",
+    "RouteStatus",
+    "SetEthDst",
+    "SetEthSrc",
+    "SetVlanVid",
+    "ToController",
+    "ToGroup",
+    "diff",
+    "route_priority",
+]

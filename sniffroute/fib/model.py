@@ -1,0 +1,230 @@
+"""Backend-neutral records for route flows: what a flow matches, what it does, and the ops that change a switch.
+
+Every record is frozen and compared by value, so a flow read back from the switch (flow stats, translated by the
+backend into these records) equals the flow we planned when the switch holds exactly that flow. Backends must
+therefore canonicalise what they read back: lower-case MACs, networks with host bits clear, actions in the order
+listed here (dec TTL, source MAC, destination MAC, VLAN, output).
+
+Route flows never time out (no idle or hard timeout): after a controller restart the switch keeps forwarding.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import Enum
+
+from parsers.frames import EtherType
+from sniffroute.tunnel import PUNT_PRIORITY, ROUTE_BASE_PRIORITY
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Cookies tell our flows apart from everything else on the switch. Route flows carry ROUTE_COOKIE; the punt
+# flows of the tunnel carry their own. The diff only ever touches flows whose cookie, masked, is ROUTE_COOKIE.
+ROUTE_COOKIE = 0x5E1F_0002
+ROUTE_COOKIE_MASK = 0xFFFF_FFFF_FFFF_FFFF
+
+# Select groups for ECMP live in their own id range (OpenFlow 1.3 group ids stop at OFPG_MAX = 0xffffff00);
+# a group outside the range is not ours and the diff leaves it alone.
+ROUTE_GROUP_BASE = 0x5E00_0000
+ROUTE_GROUP_SPAN = 1 << 24
+MAX_PREFIX_LENGTH = 128
+
+# The invariant the whole router relies on: the most specific route flow stays below every punt flow.
+if not ROUTE_BASE_PRIORITY + MAX_PREFIX_LENGTH < PUNT_PRIORITY:
+    raise RuntimeError("route priorities overlap the punt band")
+
+
+def route_priority(prefix: Network) -> int:
+    """Base plus prefix length: the switch's highest-priority match is then the longest prefix match."""
+    return ROUTE_BASE_PRIORITY + prefix.prefixlen
+
+
+ETH_TYPE_IPV4 = int(EtherType.IPV4)
+ETH_TYPE_IPV6 = int(EtherType.IPV6)
+
+
+def eth_type_of(prefix: Network) -> int:
+    return ETH_TYPE_IPV4 if prefix.version == 4 else ETH_TYPE_IPV6
+
+
+def is_route_group(group_id: int) -> bool:
+    return ROUTE_GROUP_BASE <= group_id < ROUTE_GROUP_BASE + ROUTE_GROUP_SPAN
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capabilities:
+    """What the switch protocol of a backend can express; passed in as data, never guessed."""
+
+    name: str
+    dec_ttl: bool  # OpenFlow 1.3 dec_nw_ttl; OpenFlow 1.0 has no TTL action
+    ipv6: bool  # match IPv6 destinations (OpenFlow 1.0 cannot without Nicira extensions)
+    select_groups: bool  # OpenFlow 1.3 select groups for ECMP
+    max_buckets: int = 16
+
+
+OPENFLOW_10 = Capabilities(name="OpenFlow 1.0", dec_ttl=False, ipv6=False, select_groups=False)
+OPENFLOW_13 = Capabilities(name="OpenFlow 1.3", dec_ttl=True, ipv6=True, select_groups=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    """A selected route from the RIB; next hops already resolved recursively to directly connected addresses.
+
+    An IPv6 link-local next hop names its interface as a scope: ``fe80::1%tap1``."""
+
+    prefix: Network
+    next_hops: tuple[str, ...]
+    protocol: str
+    distance: int
+
+
+# -- match ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FlowMatch:
+    """A route flow's match: frames to the router MAC, of one ingress VLAN (None: untagged), to a prefix.
+
+    The VLAN is matched exactly (OpenFlow 1.0 cannot say "any tag"), so one route has one flow per VLAN the
+    router interfaces use; the VLAN actions differ between them (push, rewrite or pop)."""
+
+    eth_dst: str
+    vlan: int | None
+    eth_type: int
+    dst: Network
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Flow keys are hashed many times per route; an ip_network hashes slowly, so compute it once.
+        dst = self.dst
+        value = hash((self.eth_dst, self.vlan, self.eth_type, int(dst.network_address), dst.prefixlen))
+        object.__setattr__(self, "_hash", value)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
+# -- actions -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DecTtl:
+    """Decrement the IPv4 TTL / IPv6 hop limit (OpenFlow 1.3 dec_nw_ttl)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetEthSrc:
+    mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetEthDst:
+    mac: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushVlan:
+    """Tag an untagged frame with `vid` (OpenFlow 1.3 push_vlan + set_field; 1.0 set_vlan_vid)."""
+
+    vid: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetVlanVid:
+    """Rewrite the VID of a tagged frame."""
+
+    vid: int
+
+
+@dataclass(frozen=True, slots=True)
+class PopVlan:
+    """Remove the tag (OpenFlow 1.3 pop_vlan; 1.0 strip_vlan)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToController:
+    """Send the whole frame to the controller (connected subnets: the destination still needs resolving)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToGroup:
+    group_id: int
+
+
+Action = DecTtl | SetEthSrc | SetEthDst | PushVlan | SetVlanVid | PopVlan | Output | ToController | ToGroup
+
+
+# -- flows and groups ----------------------------------------------------------------------------------------
+
+FlowKey = tuple[int, FlowMatch]  # (priority, match): what modify-strict and delete-strict address
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSpec:
+    cookie: int
+    priority: int
+    match: FlowMatch
+    actions: tuple[Action, ...]
+
+    @property
+    def key(self) -> FlowKey:
+        return (self.priority, self.match)
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    weight: int
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSpec:
+    """An OpenFlow 1.3 select group: one bucket per equal-cost next hop."""
+
+    group_id: int
+    buckets: tuple[Bucket, ...]
+
+
+# -- ops -----------------------------------------------------------------------------------------------------
+
+
+class FlowCommand(Enum):
+    ADD = "add"
+    MODIFY_STRICT = "modify-strict"
+    DELETE_STRICT = "delete-strict"
+
+
+class GroupCommand(Enum):
+    ADD = "add"
+    MODIFY = "modify"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowOp:
+    command: FlowCommand
+    flow: FlowSpec
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOp:
+    command: GroupCommand
+    group: GroupSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Barrier:
+    """Send a barrier request; when its reply comes, call `Fib.confirm(seq)`. Errors for the ops before it
+    arrive before the reply (OpenFlow processes a connection's messages in order)."""
+
+    seq: int
+
+
+Op = FlowOp | GroupOp | Barrier
