@@ -16,7 +16,7 @@ from sniffroute.cli_live import add_live_commands
 from sniffroute.ospf.view import OspfView, Viewpoint, ViewpointError
 from sniffroute.ospf_cli import cmd_lsdb, ospf_table, segments_json
 from sniffroute.pipeline import Pipeline
-from sniffroute.render import LEGEND, ospf_lines, peer_lines, route_lines, summary_lines
+from sniffroute.render import LEGEND, holder_lines, ospf_lines, peer_lines, route_lines, summary_lines
 from sniffroute.rib import Rib
 from sniffroute.store import Store, StoreError, default_db_path
 from sniffroute.summary import replay_summary
@@ -204,13 +204,16 @@ def cmd_peers(args: argparse.Namespace) -> int:
     with _open_store(args) as store:
         sessions = store.document("sessions") or []
         peers = store.peers()
+        holder = store.document("holder")  # written by `sniffroute run` when it holds sessions itself
+        tunnel = store.document("tunnel")
     if args.json:
-        print(json.dumps({"sessions": sessions, "peers": peers}, indent=1))
+        print(json.dumps({"sessions": sessions, "peers": peers, "holder": holder, "tunnel": tunnel}, indent=1))
         return 0
-    if not sessions:
-        print("no BGP session seen")
-        return 0
-    print("\n".join(peer_lines(sessions)))
+    lines = holder_lines(holder) if holder else []
+    if tunnel:
+        lines.append("tunnel: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in tunnel.items() if v))
+    lines += peer_lines(sessions) if sessions else ["no BGP session seen"]
+    print("\n".join(lines))
     return 0
 
 

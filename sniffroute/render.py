@@ -56,6 +56,22 @@ def route_lines(routes: Iterable[dict[str, Any]], show_reason: bool = False) -> 
 LEGEND = "Status: *> best, * other path, S stale (graceful restart), ? possibly stale (bytes lost in capture)"
 
 
+def holder_lines(holder: list[dict[str, Any]]) -> list[str]:
+    """The session holder's own view of its peers (what `sniffroute run` keeps up), before the sniffed view."""
+    lines = ["session holder:"]
+    for peer in holder:
+        state = f"  {peer['address']:>39}  {peer['state']:<12}"
+        if peer.get("hold_time"):
+            state += f"  hold {peer['hold_time']} s"
+        if peer.get("peer_router_id"):
+            state += f"  router-id {peer['peer_router_id']}"
+        state += f"  up {peer.get('established_count', 0)} times, {peer.get('attempts', 0)} attempts"
+        if peer.get("last_error"):
+            state += f"; last error: {peer['last_error']}"
+        lines.append(state)
+    return lines
+
+
 def peer_lines(sessions: list[dict[str, Any]]) -> list[str]:
     lines = []
     for s in sessions:

@@ -7,6 +7,8 @@ exit status. sniffroute's output is only ever what is checked, never the expecta
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
 import time
 from typing import Any
@@ -191,6 +193,47 @@ def _notifications_received(router: Router, neighbor: str) -> int:
     return int(messages.get("received", {}).get("notification", 0))
 
 
+# Sent from the peer's address to port 179 while its session is up: the holder refuses the second connection,
+# but the kernel has already taken a window of full-size segments through the tunnel by then.
+FULL_MSS_SENDER = """
+import socket, sys
+sock = socket.create_connection((sys.argv[1], 179), timeout=5)
+try:
+    sock.sendall(bytes(200_000))
+except OSError:
+    pass
+"""
+FULL_SIZE_FRAME = MTU + 14  # Ethernet header, no tag
+
+
+def test_full_mss_tcp_segments_cross_the_tunnel(router: Router, controller: Controller) -> None:
+    wanted = f"tcp dst port 179 and greater {FULL_SIZE_FRAME}"
+    capture = subprocess.Popen(
+        in_ns(CONTROLLER_NS, ["tcpdump", "-i", TAP, "-n", "-c", "5", "-s", "0", wanted]),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)  # tcpdump attaches
+        run(in_ns(ROUTER_NS, [sys.executable, "-c", FULL_MSS_SENDER, ROUTER_V4]), check=False, timeout=30)
+        out, err = capture.communicate(timeout=10)
+    finally:
+        capture.kill()
+    lengths = [int(m) for m in re.findall(r"length (\d+)", out)]
+    # 1500 - 20 (IPv4) - 32 (TCP with the timestamp option) = 1448 bytes of payload: whole frames of 1514 bytes.
+    assert len(lengths) == 5 and all(n == MTU - 20 - 32 for n in lengths), f"{out}\n{err}"
+    assert controller.document("tunnel")["truncated_packet_in"] == 0
+
+
+def test_peers_shows_the_holder_and_the_sniffed_sessions(controller: Controller) -> None:
+    argv = [sys.executable, "-m", "sniffroute.cli", "peers", "--db", str(controller.store)]
+    text = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=True).stdout
+    assert text.startswith("session holder:")
+    assert re.search(rf"{re.escape(PEER_V4)}\s+established\s+hold \d+ s\s+router-id", text), text
+    assert "tunnel: " in text and "packet in " in text
+    assert re.search(rf"{re.escape(PEER_V4)}:\d+ <-> {re.escape(ROUTER_V4)}:179|{re.escape(ROUTER_V4)}:\d+ <-> "
+                     rf"{re.escape(PEER_V4)}:179", text), text  # fmt: skip
+
+
 def test_sigterm_notifies_the_peers_and_exits_0(switch: Switch, router: Router, controller: Controller) -> None:
     deadline = time.monotonic() + 40
     for peer in (ROUTER_V4, ROUTER_V6):
@@ -205,7 +248,10 @@ def test_sigterm_notifies_the_peers_and_exits_0(switch: Switch, router: Router, 
     assert controller.rib() == []
     # and the pipeline saw our own NOTIFICATIONs end the last session with each peer
     last: dict[str, dict[str, Any]] = {}
-    for session in sorted(controller.document("sessions"), key=lambda s: s["started"]):
+    bgp_sessions = [  # not the refused connection of the full-MSS test: no OPEN went over it
+        s for s in controller.document("sessions") if any(sp["messages"].get("open") for sp in s["speakers"])
+    ]
+    for session in sorted(bgp_sessions, key=lambda s: s["started"]):
         addresses = {endpoint.rsplit(":", 1)[0] for endpoint in session["endpoints"]}
         last[(addresses - {ROUTER_V4, ROUTER_V6}).pop()] = session
     assert set(last) == {PEER_V4, PEER_V6}
