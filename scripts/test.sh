@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(tshark tcpdump gobgpd bird2 ethtool iproute2 iputils-ping openvswitch-switch)
+APT_PACKAGES=(tshark tcpdump gobgpd bird2 ethtool iproute2 iputils-ping openvswitch-switch iperf3)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
