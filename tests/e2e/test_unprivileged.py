@@ -44,6 +44,9 @@ def unprivileged_controller(switch: Switch, router: Router) -> Iterator[Controll
 
     /dev/net/tun is 0600 on some machines (distributions ship 0666): a second node of the same device (char 10:200),
     readable by everyone, stands in for a standard one without touching the host's."""
+    can_import = [*_as_unprivileged(), sys.executable, "-c", "import sniffroute.cli, pytun, pyroute2, os_ken"]
+    if run(can_import, check=False).returncode != 0:
+        pytest.skip(f"{UNPRIVILEGED} cannot read this checkout or its venv ({Path.cwd()}): clone it where others may")
     workdir = Path(tempfile.mkdtemp(prefix="st-unprivileged-"))
     lab = Lab(workdir)
     try:
@@ -67,6 +70,11 @@ def unprivileged_controller(switch: Switch, router: Router) -> Iterator[Controll
         for name in (TAP, VLAN_TAP):
             run(in_ns(CONTROLLER_NS, [*SNIFFROUTE, "tap", "delete", "--name", name]), check=False)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _as_unprivileged() -> list[str]:
+    account = pwd.getpwnam(UNPRIVILEGED)
+    return ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups", "--inh-caps=-all"]
 
 
 def test_unprivileged_run_on_a_tap_made_for_its_user(
