@@ -13,16 +13,17 @@ import os
 import sqlite3
 from ipaddress import IPv4Address
 from pathlib import Path as FsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parsers.bgp.attributes import PathAttributes, as_path_json, format_community, format_large
 from parsers.bgp.constants import Afi, AttrCode, Origin, family_name
 from parsers.bgp.nlri import covering_prefixes, prefix_from_text, prefix_to_text
-from parsers.ospf.lsa import Lsa
-from parsers.ospf.lsa_codec import decode_lsa, encode_lsa
-from sniffroute.ospf.lsdb import Lsdb
-from sniffroute.ospf.spf import OspfRoute
 from sniffroute.rib import Path, Reason, Rib
+
+if TYPE_CHECKING:  # the OSPF codec loads only when LSAs are written or read: `rib` on BGP starts faster
+    from parsers.ospf.lsa import Lsa
+    from sniffroute.ospf.lsdb import Lsdb
+    from sniffroute.ospf.spf import OspfRoute
 
 SCHEMA_VERSION = 2  # 2: OSPF routes and LSAs
 NO_PATH_ID = -1  # primary-key columns cannot be NULL; ADD-PATH identifiers are 0..2**32-1
@@ -164,6 +165,8 @@ def ospf_route_rows(rib: Rib) -> list[tuple[int, bytes, int, str]]:
 
 
 def lsa_rows(lsdb: Lsdb, now: float) -> list[tuple[Any, ...]]:
+    from parsers.ospf.lsa_codec import encode_lsa
+
     return [
         (
             entry.scope.version,
@@ -449,5 +452,7 @@ def _route_order(route: dict[str, Any]) -> tuple[Any, ...]:
 def stored_lsa(row: tuple[Any, ...]) -> tuple[int, IPv4Address | None, Lsa]:
     """(version, area, LSA) from a row of `Store.lsas()`."""
     version, area, _link, _type, _ls_id, _adv, _age, _installed, raw = row
+    from parsers.ospf.lsa_codec import decode_lsa
+
     lsa, _size = decode_lsa(bytes(raw), 0, version)
     return version, IPv4Address(area) if area is not None else None, lsa
