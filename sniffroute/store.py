@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # the OSPF codec loads only when LSAs are written or read: `r
     from sniffroute.ospf.spf import OspfRoute
 
 SCHEMA_VERSION = 2  # 2: OSPF routes and LSAs
+CACHE_KIB = 65536  # a full table is rewritten in one transaction: a small page cache spills it to disk midway
 NO_PATH_ID = -1  # primary-key columns cannot be NULL; ADD-PATH identifiers are 0..2**32-1
 _REASONS = list(Reason)
 _SHARED_ATTRS = {
@@ -145,6 +147,50 @@ def ospf_route_json(route: OspfRoute, best: bool) -> dict[str, Any]:
     }
 
 
+_REASON_CODES = {reason: code for code, reason in enumerate(_REASONS)}
+_ONLY_PATH = _REASON_CODES[Reason.ONLY_PATH]
+
+
+def _route_rows(rib: Rib, path_id_of: Callable[[Path], int], known: dict[int, int]) -> list[tuple[Any, ...]]:
+    """One row per path, in key order (a B-tree takes sorted inserts fastest). A BGP best path is stored as best
+    only when the Loc-RIB uses BGP for its prefix."""
+    ospf_wins = ospf_selected(rib)
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    for family, table in rib.tables.items():
+        code = family_code(family)
+        decisions = rib.decisions[family]
+        for prefix in sorted(table):
+            entry = table[prefix]
+            lost = bool(ospf_wins) and (family, prefix) in ospf_wins
+            if type(entry) is Path:
+                path_id = known.get(id(entry)) or path_id_of(entry)
+                append(
+                    (
+                        code,
+                        prefix,
+                        entry.peer,
+                        NO_PATH_ID,
+                        path_id,
+                        int(not lost),
+                        None if lost else _ONLY_PATH,
+                    )
+                )
+                continue
+            decision = decisions.get(prefix)
+            for source, path in sorted(entry.items(), key=_source_order):  # type: ignore[union-attr]
+                best = decision is not None and decision[0] == source and not lost
+                reason = _REASON_CODES[decision[1]] if best else None  # type: ignore[index]
+                path_id = NO_PATH_ID if source[1] is None else source[1]
+                append((code, prefix, source[0], path_id, known.get(id(path)) or path_id_of(path), int(best), reason))
+    return rows
+
+
+def _source_order(item: tuple[tuple[int, int | None], Path]) -> tuple[int, int]:
+    peer, path_id = item[0]
+    return peer, NO_PATH_ID if path_id is None else path_id
+
+
 def ospf_selected(rib: Rib) -> set[tuple[tuple[int, int], bytes]]:
     """Prefixes whose Loc-RIB route is OSPF's."""
     return {
@@ -194,6 +240,7 @@ class Store:
             self.db = sqlite3.connect(self.path, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a sniffroute store ({exc})") from exc
@@ -266,30 +313,11 @@ class Store:
                     )
                 return found
 
-            written = 0
-            batch: list[tuple[Any, ...]] = []
             insert = "INSERT INTO routes VALUES (?,?,?,?,?,?,?)"
-            ospf_wins = ospf_selected(rib)
-            for family, prefix, source, path, reason in rib.routes():
-                if reason is not None and (family, prefix) in ospf_wins:
-                    reason = None
-                batch.append(
-                    (
-                        family_code(family),
-                        prefix,
-                        source[0],
-                        NO_PATH_ID if source[1] is None else source[1],
-                        path_id_of(path),
-                        int(reason is not None),
-                        None if reason is None else _REASONS.index(reason),
-                    )
-                )
-                if len(batch) >= 50_000:
-                    db.executemany(insert, batch)
-                    written += len(batch)
-                    batch.clear()
-            db.executemany(insert, batch)
-            written += len(batch)
+            rows = _route_rows(rib, path_id_of, path_ids)  # path_ids: filled by path_id_of, read inline
+            for start in range(0, len(rows), 50_000):
+                db.executemany(insert, rows[start : start + 50_000])
+            written = len(rows)
             db.executemany("INSERT INTO attrs VALUES (?,?)", attr_rows)
             db.executemany("INSERT INTO paths VALUES (?,?,?,?,?,?,?)", path_rows)
             db.executemany("INSERT INTO ospf_routes VALUES (?,?,?,?)", ospf_route_rows(rib))
