@@ -42,7 +42,9 @@ class Peer:
     local_asn: int | None = None
     router_id: str | None = None
     state: PeerState = PeerState.ESTABLISHED
-    generation: int = 0  # increments with each new session; paths of older generations are stale
+    generation: int = 0  # the generation of the session whose routes count; paths of older ones are stale
+    sessions_seen: int = 0  # OPENs seen from this speaker: each new session gets the next generation
+    session: int | None = None  # connection id of the session whose routes count
     possibly_stale: bool = False  # bytes of its stream were lost: routes may be missing or outdated
     stale_deadline: float | None = None  # graceful restart: when the retained routes expire
 

@@ -66,6 +66,8 @@ class Speaker:
     messages: Counter[str] = field(default_factory=Counter)
     gaps: int = 0
     end_of_rib: set[AfiSafi] = field(default_factory=set)
+    generation: int = 0  # stamped on the paths it sends (see Peer.generation)
+    confirmed: bool = False  # a KEEPALIVE followed its OPEN: it accepted the other side's OPEN
 
 
 @dataclass(slots=True)
@@ -181,6 +183,12 @@ class SessionTracker:
             return
         if raw.type == MessageType.OPEN:
             self._open(session, speaker, message, now)  # type: ignore[arg-type]
+        elif raw.type == MessageType.KEEPALIVE:
+            if speaker.open is not None and not speaker.confirmed:
+                speaker.confirmed = True
+                other = self._other(session, speaker)
+                if other is not None and other.confirmed:
+                    self._established(session)
         elif raw.type == MessageType.NOTIFICATION:
             session.notification = message  # type: ignore[assignment]
             session.notification_from = speaker.flow.src
@@ -190,13 +198,13 @@ class SessionTracker:
         speaker.open = message
         peer = self._peer_for(speaker)
         other = self._other(session, speaker)
-        if peer.state is PeerState.STALE:
-            self._stale.discard(peer.id)  # graceful restart: stale routes go at End-of-RIB (RFC 4724 4.2)
-        elif self.rib.flush_peer(peer.id):
-            pass  # the old session never closed in the capture: a new OPEN replaces its routes
-        peer.generation += 1
-        peer.state = PeerState.ESTABLISHED
-        peer.possibly_stale = False
+        peer.sessions_seen += 1
+        speaker.generation = peer.sessions_seen
+        current = self.sessions.get(peer.session) if peer.session is not None else None
+        if current is None or current.state != "open":
+            self._take_over(peer, session, speaker)
+        # Otherwise another session of this speaker is still open: a collision (RFC 4271 6.8), where one of the two
+        # is about to be closed, or a restart whose close the capture missed. The first UPDATE decides (_update).
         peer.asn = message.asn
         peer.router_id = message.router_id
         speaker.ctx = None
@@ -208,6 +216,25 @@ class SessionTracker:
             for one, two in ((speaker, other), (other, speaker)):
                 one.ctx = negotiate(one.open, two.open)  # type: ignore[arg-type]
                 one.reader.max_len = one.ctx.max_message_len
+
+    def _established(self, session: Session) -> None:
+        """Both sides accepted the other's OPEN. Of two colliding connections the loser is closed before this
+        (RFC 4271 6.8), so a session that gets here replaces any other one still open for the same speakers."""
+        for speaker in session.speakers.values():
+            peer = speaker.peer
+            if peer is not None and peer.session != session.conn_id:
+                self._take_over(peer, session, speaker)
+
+    def _take_over(self, peer: Peer, session: Session, speaker: Speaker) -> None:
+        """`session` becomes the one whose routes count for `peer`; what an earlier session left goes."""
+        if peer.state is PeerState.STALE:
+            self._stale.discard(peer.id)  # graceful restart: stale routes go at End-of-RIB (RFC 4724 4.2)
+        else:
+            self.rib.flush_peer(peer.id, older_than=speaker.generation)  # an earlier session that never closed
+        peer.session = session.conn_id
+        peer.generation = speaker.generation
+        peer.state = PeerState.ESTABLISHED
+        peer.possibly_stale = False
 
     def _other(self, session: Session, speaker: Speaker) -> Speaker | None:
         return session.speakers.get(speaker.flow.reversed())
@@ -266,6 +293,10 @@ class SessionTracker:
         ctx = self._context(speaker, update)
         routes = update_routes(update, ctx, self.cache)
         peer = self._peer_for(speaker)
+        if peer.session != session.conn_id:
+            if speaker.open is None:
+                speaker.generation = peer.generation  # a session already under way when the capture began
+            self._take_over(peer, session, speaker)
         for error in routes.errors:
             self._error(speaker, raw.offset, error, now)
         self._apply(speaker, peer, routes, now)
@@ -293,7 +324,7 @@ class SessionTracker:
                     announcement.next_hop,
                     announcement.next_hop_link_local,
                     now,
-                    peer.generation,
+                    speaker.generation,
                 )
                 rib.announce(announcement.family, announcement.nlri.prefixes, announcement.nlri.path_ids, path)
         if routes.end_of_rib is not None:
@@ -313,8 +344,8 @@ class SessionTracker:
         hard = session.notification is not None and not _graceful_notification(session)
         for speaker in session.speakers.values():
             peer = speaker.peer
-            if peer is None or peer.state is not PeerState.ESTABLISHED:
-                continue
+            if peer is None or peer.state is not PeerState.ESTABLISHED or peer.session != session.conn_id:
+                continue  # not the session whose routes count (e.g. the loser of a collision)
             restart = _restart_time(speaker, self._other(session, speaker))
             if restart is not None and not hard:
                 peer.state = PeerState.STALE

@@ -130,6 +130,22 @@ def test_new_session_from_the_same_speaker_replaces_the_old_routes() -> None:
     assert table(pipeline) == {(A, "198.51.100.0/24"): ("192.0.2.1", (65001,), None)}
 
 
+def test_losing_side_of_a_collision_takes_no_routes_with_it() -> None:
+    # RFC 4271 6.8: both ends dialled. The established session carries the routes; the second connection
+    # exchanges OPENs and is closed with Cease/Connection Collision Resolution.
+    winner = with_routes(established())
+    pipeline = feed(Pipeline(), winner.segments)
+    loser = Connection(B, A, client_port=40010, client_isn=3333).handshake()
+    loser.send(True, open_message(65002, "2.2.2.2"))
+    loser.send(False, open_message(65001, "1.1.1.1"))
+    loser.send(False, notification(6, 7)).close(False).close(True)
+    feed(pipeline, loser.segments)
+    assert len(table(pipeline)) == 3
+    winner.send(True, update(("100.64.0.0/10",), as_path=(65001,)))
+    feed(pipeline, winner.segments[-1:])
+    assert len(table(pipeline)) == 4
+
+
 def test_lost_segment_flags_the_sender_possibly_stale_and_resynchronises() -> None:
     conn = with_routes(established())
     conn.send(True, update(("100.64.0.0/10",), as_path=(65001,)))  # this segment is lost
