@@ -90,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     peers.add_argument("--json", action="store_true")
     peers.add_argument("--db", type=Path, help=db_help)
     peers.set_defaults(handler=cmd_peers)
+
+    flows = sub.add_parser("flows", help="the route flow plan next to what the switch holds (`sniffroute run`)")
+    flows.add_argument("--json", action="store_true", help="one JSON object: plan, switch, differences, counts")
+    flows.add_argument("--db", type=Path, help=db_help)
+    flows.set_defaults(handler=cmd_flows)
     add_live_commands(sub)
     return parser
 
@@ -179,6 +184,11 @@ def cmd_rib(args: argparse.Namespace) -> int:
             routes = store.routes(
                 prefix=prefix, address=address, peer=args.peer, all_paths=args.all, protocol=args.protocol
             )
+    fib = _fib_states(args)
+    if fib:
+        for route in routes:
+            state = fib.get(route["prefix"]) if route["best"] else None
+            route["fib"], route["fib_detail"] = state if state else (None, None)
     if args.json:
         print(json.dumps(routes, indent=1))
         return 0
@@ -193,11 +203,89 @@ def cmd_rib(args: argparse.Namespace) -> int:
         print(f"Table {family}: {best} best, {len(rows)} shown")
         bgp = [r for r in rows if r["protocol"] == "bgp"]
         ospf = [r for r in rows if r["protocol"] == "ospf"]
+        if fib:
+            bgp, ospf = _fib_marked(bgp), _fib_marked(ospf)
         lines = route_lines(bgp, show_reason=args.all) + ([""] if bgp and ospf else []) + ospf_lines(ospf)
         print("\n".join(lines))
         print()
     print(LEGEND)
+    if fib:
+        print(FIB_LEGEND)
     return 0
+
+
+FIB_MARKS = {"installed": "+", "pending": "~", "failed": "!", "unsupported": "-"}
+FIB_LEGEND = "Switch: + installed, ~ pending (next hop unresolved or not yet confirmed), ! failed, - unsupported"
+
+
+def _fib_states(args: argparse.Namespace) -> dict[str, tuple[str, str]]:
+    """prefix -> (state, detail) from the live controller's "fib" document; empty without one."""
+    with _open_store(args) as store:
+        document = store.document("fib")
+    if not isinstance(document, dict):
+        return {}
+    return {row["prefix"]: (row["state"], row["detail"]) for row in document.get("status") or []}
+
+
+def _fib_marked(routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for the text table with the switch state marked before the prefix."""
+    marked = []
+    for route in routes:
+        mark = FIB_MARKS.get(route.get("fib") or "", " ")
+        marked.append(route | {"prefix": f"{mark}{route['prefix']}"})
+    return marked
+
+
+def cmd_flows(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        document = store.document("fib")
+    if not isinstance(document, dict):
+        print("sniffroute: no flow plan in this store (is `sniffroute run` using it?)", file=sys.stderr)
+        return 1
+    plan = document.get("plan") or []
+    groups = document.get("plan_groups") or []
+    held = document.get("held")
+    held_groups = document.get("held_groups") or []
+    switch = document.get("switch") or {}
+    rows = flow_rows(plan + groups, None if held is None else held + held_groups)
+    differences = [row for row in rows if row[0] != "="]
+    if args.json:
+        out = {
+            "switch": switch,
+            "counts": document.get("counts"),
+            "capabilities": document.get("capabilities"),
+            "plan": plan + groups,
+            "held": None if held is None else held + held_groups,
+            "differences": [{"mark": mark, "flow": text} for mark, text in differences],
+            "converged": held is not None and not differences,
+        }
+        print(json.dumps(out, indent=1))
+        return 0
+    read_at = switch.get("read_at")
+    when = time.strftime("%H:%M:%S", time.localtime(read_at)) if read_at else "never"
+    state = "connected" if switch.get("connected") else "not connected"
+    print(f"switch {state}, flows read at {when} ({document.get('capabilities')})")
+    counts = document.get("counts") or {}
+    print("routes: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
+    for mark, text in rows:
+        print(f"{mark} {text}")
+    if held is None:
+        print("the switch's flows have not been read yet")
+    elif differences:
+        print(f"{len(differences)} differences (+ planned, not in the switch; - in the switch, not planned)")
+    else:
+        print("converged: the switch holds exactly the plan")
+    return 0
+
+
+def flow_rows(plan: list[str], held: list[str] | None) -> list[tuple[str, str]]:
+    """Each flow once, marked: "=" in both, "+" only planned, "-" only in the switch."""
+    if held is None:
+        return [("+", text) for text in sorted(plan)]
+    planned, holding = set(plan), set(held)
+    rows = [("=" if text in holding else "+", text) for text in plan]
+    rows += [("-", text) for text in held if text not in planned]
+    return sorted(rows, key=lambda row: row[1])
 
 
 def cmd_peers(args: argparse.Namespace) -> int:

@@ -8,6 +8,10 @@ tunnel's punt flows into its own flow mods. Everything else happens here, in thr
 - one pipeline thread: every frame that crosses the tunnel, both ways, is queued for the sniff pipeline, which
   the thread feeds, commits and saves to the store every `save_interval` (and at `close`). A slow pipeline or
   a slow disk never holds up the OpenFlow connection: the queue is bounded and overflow is counted, not waited on.
+  The thread commits the RIB whenever its queue runs dry, so a sniffed UPDATE reaches the FIB at once.
+
+With routing enabled (`enable_routing`, by the backend, which knows the switch protocol's capabilities), the
+Loc-RIB's changes go to `sniffroute.backends.routing.Routing`, which turns them into flows on its own thread.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from typing import Any
 
 from parsers.bgp.constants import MessageType
 from parsers.frames import LinkType
+from sniffroute.backends.routing import Routing
 from sniffroute.config import Config
+from sniffroute.fib import Capabilities
+from sniffroute.locrib import LocRib
 from sniffroute.pipeline import Pipeline
 from sniffroute.sessions import Speaker
 from sniffroute.store import Store
@@ -42,6 +49,8 @@ PIPELINE_POLL_SECONDS = 0.1
 DRAIN_QUIET_SECONDS = 0.1
 KEEPALIVE = MessageType.KEEPALIVE.name.lower()  # how sniffroute.sessions counts them
 DRAIN_LIMIT_SECONDS = 1.0
+COMMIT_INTERVAL_SECONDS = 0.05  # under a steady stream of frames, the RIB is still committed this often
+FIB_DOCUMENT = "fib"
 Send = Callable[[PacketOut], None]
 
 
@@ -79,11 +88,21 @@ class LiveEngine:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self.routing: Routing | None = None
+        self._locrib: LocRib | None = None  # built and used on the pipeline thread only
+        self._saved_fib: Any = None  # the "fib" document a previous run left in the store
+        self._saved_documents: dict[str, Any] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
         """Open the TAPs and start the reader and pipeline threads (raises TapError, StoreError)."""
-        Store(self.store_path).close()  # fail now, not at the first save, when the store is unusable
+        store = Store(self.store_path)  # fail now, not at the first save, when the store is unusable
+        try:
+            self._saved_fib = store.document(FIB_DOCUMENT)  # read before the first save replaces it
+        except Exception:  # noqa: BLE001 - an old or damaged store: start without it
+            self._saved_fib = None
+        finally:
+            store.close()
         try:
             for interface in self.config.interfaces:
                 self._taps.append(open_tap(interface, self.config.router_mac, self.config.tun_device))
@@ -95,11 +114,24 @@ class LiveEngine:
             self._spawn(lambda n=number, t=tap: self._tap_loop(n, t), f"sniffroute-tap-{tap.interface.name}")
         log.info("TAPs up: %s", ", ".join(t.interface.name for t in self._taps))
 
+    def enable_routing(self, capabilities: Capabilities) -> Routing:
+        """Routes as flows: a Fib for this switch protocol, restored from what a previous run stored."""
+        routing = Routing(self.config, capabilities)
+        restored = routing.restore(self._saved_fib)
+        if restored:
+            log.info("restored %d forwarding entries from the store; the switch keeps its flows", restored)
+        self.documents[FIB_DOCUMENT] = routing.document
+        routing.start()
+        self.routing = routing
+        return routing
+
     def close(self) -> None:
         """Stop the threads, save the RIB a last time, close the TAPs. Idempotent."""
         if self._closed:
             return
         self._closed = True
+        if self.routing is not None:
+            self.routing.stop()
         self._stop.set()
         self._frames.put(None)
         for thread in self._threads:
@@ -150,6 +182,9 @@ class LiveEngine:
             counters.tap_write_errors += 1
             return
         counters.to_tap += 1
+        routing = self.routing
+        if routing is not None:
+            routing.frame_from_switch(routed.interface, routed.frame)
         self._to_pipeline(routed.frame)
 
     # -- TAP side --------------------------------------------------------------------------------------------
@@ -187,6 +222,7 @@ class LiveEngine:
         feed = self.pipeline.feed_frame
         ethernet = int(LinkType.ETHERNET)
         next_save = time.monotonic()
+        next_commit = next_save
         saved_signature: tuple[Any, ...] | None = None
         try:
             while True:
@@ -202,6 +238,9 @@ class LiveEngine:
                         feed(ethernet, item[0], item[1])
                     except Exception:  # a pipeline bug must not stop the tunnel: count it, say it once
                         self._failed("feed")
+                if self.routing is not None and (self._frames.empty() or time.monotonic() >= next_commit):
+                    self._commit()
+                    next_commit = time.monotonic() + COMMIT_INTERVAL_SECONDS
                 if time.monotonic() >= next_save:
                     # A full table is rewritten only when routes or sessions changed, not for each KEEPALIVE.
                     signature = self._rib_signature()
@@ -214,6 +253,22 @@ class LiveEngine:
             self._save(store)
         finally:
             store.close()
+
+    def _commit(self) -> None:
+        """Settle the RIB and hand the Loc-RIB's changes to the FIB (pipeline thread only)."""
+        try:
+            ospf_changed = self.pipeline.ospf.dirty
+            changes = self.pipeline.commit()
+            routing = self.routing
+            if routing is None:
+                return
+            if self._locrib is None:
+                self._locrib = LocRib(self.pipeline.rib, self.config.interfaces)
+                routing.routes_changed(self._locrib.rebuild())
+            elif changes or ospf_changed:
+                routing.routes_changed(self._locrib.apply(changes, ospf_changed))
+        except Exception:
+            self._failed("commit")
 
     def _rib_signature(self) -> tuple[Any, ...]:
         """Changes whenever what the store holds would: messages other than KEEPALIVE, gaps, sessions, peers."""
@@ -244,8 +299,10 @@ class LiveEngine:
 
     def _save(self, store: Store) -> bool:
         try:
-            self.pipeline.commit()
-            store.save(self.pipeline.rib, self._documents())
+            self._commit()
+            documents = self._documents()
+            store.save(self.pipeline.rib, documents)
+            self._saved_documents = documents
         except Exception:  # the store (or a bug) must not stop the tunnel; the next save tries again
             self._failed("save")
             return False
@@ -255,7 +312,10 @@ class LiveEngine:
         try:
             with store.db:
                 for name, value in self._documents().items():
+                    if value is self._saved_documents.get(name):
+                        continue  # unchanged (a provider returns the same object while nothing changed)
                     store.db.execute("INSERT OR REPLACE INTO documents VALUES (?,?)", (name, json.dumps(value)))
+                    self._saved_documents[name] = value
         except Exception:
             self._failed("save")
             return False
@@ -298,6 +358,8 @@ def start_session_holder(config: Config, engine: LiveEngine | None = None) -> Ca
     thread.start()
 
     def stop() -> None:
+        if engine is not None and engine.routing is not None:
+            engine.routing.freeze()  # the peers' routes leave the RIB now; the switch's flows must stay
         deadline = time.monotonic() + HOLDER_STOP_SECONDS
         while thread.is_alive() and time.monotonic() < deadline:
             try:

@@ -1,31 +1,66 @@
 """os-ken (OpenFlow 1.3) backend, embedded: no osken-manager, native threads (os-ken 4.x).
 
-On switch connect: TCP_NODELAY on the OpenFlow socket, whole frames (miss_send_len = no-buffer), every flow and
-meter of ours removed, a table-miss flow that drops, and the tunnel's punt flows with a meter that bounds what
-reaches the controller (when the switch has meters; without them the flows go in unmetered, with a warning).
+On switch connect: TCP_NODELAY on the OpenFlow socket, whole frames (miss_send_len = no-buffer), the punt flows
+and meter of an earlier run replaced (by cookie; nothing else is deleted), a table-miss flow that drops, and the
+tunnel's punt flows with a meter that bounds what reaches the controller (when the switch has meters; without
+them the flows go in unmetered, with a warning). Route flows stay: the switch's route flows and groups are read
+back (flow stats, group descriptions) and the FIB sends only the difference (`OsKenFlows`).
 Packet-ins go to the engine; the engine's packet-outs come back through `send_msg`, which os-ken queues for the
 datapath's sender thread, so the TAP reader threads may call it.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import logging
 import socket
-from collections.abc import Callable
+import struct
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
-from os_ken.ofproto import ofproto_v1_3
+from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
 from sniffroute.backends import LiveEngine
+from sniffroute.fib import (
+    OPENFLOW_13,
+    ROUTE_COOKIE,
+    ROUTE_COOKIE_MASK,
+    Barrier,
+    Bucket,
+    DecTtl,
+    FlowCommand,
+    FlowMatch,
+    FlowOp,
+    FlowSpec,
+    GroupCommand,
+    GroupOp,
+    GroupSpec,
+    Op,
+    Output,
+    PopVlan,
+    PushVlan,
+    SetEthDst,
+    SetEthSrc,
+    SetVlanVid,
+    ToController,
+    ToGroup,
+)
+from sniffroute.fib.model import ETH_TYPE_IPV6
 from sniffroute.tunnel import NO_BUFFER, PUNT_COOKIE, TABLE_MISS_PRIORITY, Match, PacketOut, PuntFlow, mac_text
 
 log = logging.getLogger("sniffroute.osken")
 
 PUNT_METER_ID = 1
 PUNT_METER_BURST_SECONDS = 0.1  # burst allowance as a share of one second of the rate
+ALL_COOKIE_BITS = 0xFFFF_FFFF_FFFF_FFFF
+FLOW_XID_BASE = 0x8000_0000  # our flow/group/barrier xids, apart from os-ken's own counter (packet-outs)
+SEND_CHUNK_BYTES = 1 << 16  # flow mods are packed together into writes of about this size
+UNKNOWN_ACTION = Output(-1)  # read back but not ours to express: differs from any plan, so it is replaced
 
 
 class SniffrouteOsKen(app_manager.OSKenApp):
@@ -36,6 +71,8 @@ class SniffrouteOsKen(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         self.datapath: Any = None
         self.meter_request_xid: int | None = None
+        self.meter_add_xid: int | None = None
+        self.flows: OsKenFlows | None = None
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def switch_features(self, ev: Any) -> None:
@@ -47,16 +84,18 @@ class SniffrouteOsKen(app_manager.OSKenApp):
             log.warning("cannot set TCP_NODELAY on the OpenFlow connection: %s", exc)
         log.info("switch %016x connected", datapath.id)
         datapath.send_msg(parser.OFPSetConfig(datapath, ofp.OFPC_FRAG_NORMAL, NO_BUFFER))
+        # Only the punt flows of an earlier run go (by cookie): route flows keep forwarding while we reconcile.
         datapath.send_msg(
             parser.OFPFlowMod(
                 datapath,
+                cookie=PUNT_COOKIE,
+                cookie_mask=ALL_COOKIE_BITS,
                 command=ofp.OFPFC_DELETE,
                 table_id=ofp.OFPTT_ALL,
                 out_port=ofp.OFPP_ANY,
                 out_group=ofp.OFPG_ANY,
             )
         )
-        datapath.send_msg(parser.OFPMeterMod(datapath, command=ofp.OFPMC_DELETE, meter_id=ofp.OFPM_ALL))
         datapath.send_msg(parser.OFPFlowMod(datapath, priority=TABLE_MISS_PRIORITY, match=parser.OFPMatch()))
         request = parser.OFPMeterFeaturesStatsRequest(datapath, 0)
         datapath.send_msg(request)
@@ -82,8 +121,13 @@ class SniffrouteOsKen(app_manager.OSKenApp):
             burst = max(1, int(rate * PUNT_METER_BURST_SECONDS))
             band = parser.OFPMeterBandDrop(rate=rate, burst_size=burst)
             flags = ofp.OFPMF_PKTPS | ofp.OFPMF_BURST
+            # The meter may be there from an earlier run: deleting it would delete every flow that uses it
+            # (glean flows too), so add it (an error when it exists, ignored) and then set it as configured.
+            add = parser.OFPMeterMod(datapath, ofp.OFPMC_ADD, flags=flags, meter_id=PUNT_METER_ID, bands=[band])
+            datapath.send_msg(add)
+            self.meter_add_xid = add.xid
             datapath.send_msg(
-                parser.OFPMeterMod(datapath, ofp.OFPMC_ADD, flags=flags, meter_id=PUNT_METER_ID, bands=[band])
+                parser.OFPMeterMod(datapath, ofp.OFPMC_MODIFY, flags=flags, meter_id=PUNT_METER_ID, bands=[band])
             )
         elif rate > 0:
             log.warning("switch has no packet-rate meters: punt flows go in unmetered")
@@ -93,6 +137,34 @@ class SniffrouteOsKen(app_manager.OSKenApp):
         self.datapath = datapath
         engine.attach(lambda out: _packet_out(datapath, out))
         log.info("punt flows installed (%s)", "metered" if metered else "unmetered")
+        if engine.routing is not None:
+            self.flows = OsKenFlows(datapath, metered)
+            engine.routing.attached(self.flows)
+            self.flows.request_read_back()
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def flow_stats(self, ev: Any) -> None:
+        if self.flows is not None and ev.msg.datapath is self.flows.datapath:
+            try:
+                self.flows.flow_stats(ev.msg, self._engine())
+            except Exception:  # an exception would end os-ken's event loop: the tunnel would stop
+                log.exception("reading the switch's flows failed")
+
+    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    def group_desc(self, ev: Any) -> None:
+        if self.flows is not None and ev.msg.datapath is self.flows.datapath:
+            try:
+                self.flows.group_desc(ev.msg, self._engine())
+            except Exception:
+                log.exception("reading the switch's groups failed")
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def barrier_reply(self, ev: Any) -> None:
+        engine = self._engine()
+        if self.flows is not None and engine.routing is not None:
+            seq = self.flows.barrier_replied(ev.msg.xid)
+            if seq is not None:
+                engine.routing.confirmed(seq)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in(self, ev: Any) -> None:
@@ -106,13 +178,25 @@ class SniffrouteOsKen(app_manager.OSKenApp):
             self.meter_request_xid = None
             self._install(msg.datapath, None)
             return
+        if msg.xid is not None and msg.xid == self.meter_add_xid:
+            return  # the meter was there already; the modify after it sets it
+        engine = self._engine()
+        if self.flows is not None and engine.routing is not None:
+            op = self.flows.op_of(msg.xid)
+            if op is not None:
+                engine.routing.refused(op, f"OpenFlow error type {msg.type} code {msg.code}")
+                return
         log.warning("switch error type %d code %d", msg.type, msg.code)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def gone(self, ev: Any) -> None:
         if ev.datapath is self.datapath:
             self.datapath = None
-            self._engine().detach()
+            self.flows = None
+            engine = self._engine()
+            engine.detach()
+            if engine.routing is not None:
+                engine.routing.detached()
             log.info("switch disconnected")
 
     def _engine(self) -> LiveEngine:
@@ -187,6 +271,10 @@ def start(engine: LiveEngine) -> Callable[[], None]:
         project="os_ken",
     )
     SniffrouteOsKen.engine = engine
+    # Flow stats entries stay raw bytes, read by `flow_from_raw` (os-ken's own parsing is far slower).
+    ofproto_v1_3_parser.OFPFlowStatsReply.cls_stats_body_cls = RawFlowStats
+    if engine.routing is None:
+        engine.enable_routing(OPENFLOW_13)
     manager = AppManager.get_instance()
     manager.load_apps([__name__])
     manager.instantiate_apps(**manager.create_contexts())
@@ -197,3 +285,528 @@ def start(engine: LiveEngine) -> Callable[[], None]:
         manager.close()
 
     return stop
+
+
+# -- route flows ---------------------------------------------------------------------------------------------
+
+
+class OsKenFlows:
+    """The FIB's ops as OpenFlow 1.3 messages on one datapath, and the switch's flows read back as FIB records.
+
+    Ops are serialised on the caller's thread and written in chunks; each gets an xid of ours, so an error
+    message maps back to its op and a barrier reply to its sequence number."""
+
+    def __init__(self, datapath: Any, metered: bool) -> None:
+        self.datapath = datapath
+        self.metered = metered
+        self.packer = Packer(metered)
+        self._xids = itertools.count(FLOW_XID_BASE)
+        self._lock = threading.Lock()
+        self._ops: dict[int, FlowOp | GroupOp] = {}  # xid -> op, until the barrier after it is answered
+        self._barriers: dict[int, tuple[int, list[int]]] = {}  # barrier xid -> (seq, op xids before it)
+        self._pending: list[int] = []
+        self._read: dict[str, list[Any]] = {"flows": [], "groups": []}
+        self._waiting: set[str] = set()
+        self._audit = False
+
+    def request_audit(self) -> None:
+        if not self._waiting:
+            self.request_read_back(audit=True)
+
+    def request_read_back(self, *, audit: bool = False) -> None:
+        datapath = self.datapath
+        ofp, parser = datapath.ofproto, datapath.ofproto_parser
+        self._audit = audit
+        self._waiting = {"flows", "groups"}
+        self._read = {"flows": [], "groups": []}
+        datapath.send_msg(
+            parser.OFPFlowStatsRequest(
+                datapath,
+                0,
+                ofp.OFPTT_ALL,
+                ofp.OFPP_ANY,
+                ofp.OFPG_ANY,
+                0,
+                0,
+                parser.OFPMatch(),
+            )
+        )
+        datapath.send_msg(parser.OFPGroupDescStatsRequest(datapath, 0))
+
+    def flow_stats(self, msg: Any, engine: LiveEngine) -> None:
+        flows = self._read["flows"]
+        for stat in msg.body:
+            if isinstance(stat, RawFlowStats):
+                if cookie_of(stat.raw) & ROUTE_COOKIE_MASK == ROUTE_COOKIE:
+                    flows.append(flow_from_raw(stat.raw))
+            elif stat.cookie & ROUTE_COOKIE_MASK == ROUTE_COOKIE:
+                flows.append(flow_from_stats(self.datapath, stat))
+        self._part_done("flows", msg, engine)
+
+    def group_desc(self, msg: Any, engine: LiveEngine) -> None:
+        ofp = self.datapath.ofproto
+        self._read["groups"].extend(
+            group_from_desc(self.datapath, stat) for stat in msg.body if stat.type == ofp.OFPGT_SELECT
+        )
+        self._part_done("groups", msg, engine)
+
+    def _part_done(self, part: str, msg: Any, engine: LiveEngine) -> None:
+        if msg.flags & self.datapath.ofproto.OFPMPF_REPLY_MORE or part not in self._waiting:
+            return
+        self._waiting.discard(part)
+        if not self._waiting and engine.routing is not None:
+            if self._audit:
+                engine.routing.audit(self._read["flows"], self._read["groups"])
+            else:
+                engine.routing.read_back(self._read["flows"], self._read["groups"])
+
+    def send_ops(self, ops: Sequence[Op]) -> None:
+        datapath = self.datapath
+        packer = self.packer
+        chunk = bytearray()
+        with self._lock:
+            for op in ops:
+                xid = next(self._xids) & 0xFFFF_FFFF
+                if isinstance(op, Barrier):
+                    chunk += packer.barrier(xid)
+                    self._barriers[xid] = (op.seq, self._pending)
+                    self._pending = []
+                    continue
+                chunk += packer.flow_mod(op, xid) if isinstance(op, FlowOp) else packer.group_mod(op, xid)
+                self._ops[xid] = op
+                self._pending.append(xid)
+                if len(chunk) >= SEND_CHUNK_BYTES:
+                    datapath.send(bytes(chunk))
+                    chunk.clear()
+        if chunk:
+            datapath.send(bytes(chunk))
+
+    def barrier_replied(self, xid: int) -> int | None:
+        with self._lock:
+            done = self._barriers.pop(xid, None)
+            if done is None:
+                return None
+            seq, xids = done
+            for before in xids:
+                self._ops.pop(before, None)
+            return seq
+
+    def op_of(self, xid: int) -> FlowOp | GroupOp | None:
+        with self._lock:
+            return self._ops.get(xid)
+
+    def _message(self, op: Op) -> Any:
+        datapath = self.datapath
+        ofp, parser = datapath.ofproto, datapath.ofproto_parser
+        if isinstance(op, Barrier):
+            return parser.OFPBarrierRequest(datapath)
+        if isinstance(op, GroupOp):
+            command = {
+                GroupCommand.ADD: ofp.OFPGC_ADD,
+                GroupCommand.MODIFY: ofp.OFPGC_MODIFY,
+                GroupCommand.DELETE: ofp.OFPGC_DELETE,
+            }[op.command]
+            buckets = [
+                parser.OFPBucket(b.weight, ofp.OFPP_ANY, ofp.OFPG_ANY, _actions(datapath, b.actions))
+                for b in op.group.buckets
+            ]
+            if op.command is GroupCommand.DELETE:
+                buckets = []
+            return parser.OFPGroupMod(datapath, command, ofp.OFPGT_SELECT, op.group.group_id, buckets)
+        flow = op.flow
+        command = {
+            FlowCommand.ADD: ofp.OFPFC_ADD,
+            FlowCommand.MODIFY_STRICT: ofp.OFPFC_MODIFY_STRICT,
+            FlowCommand.DELETE_STRICT: ofp.OFPFC_DELETE_STRICT,
+        }[op.command]
+        instructions = []
+        if op.command is not FlowCommand.DELETE_STRICT:
+            instructions = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, _actions(datapath, flow.actions))]
+            if self.metered and any(isinstance(a, ToController) for a in flow.actions):
+                instructions.insert(0, parser.OFPInstructionMeter(PUNT_METER_ID))
+        return parser.OFPFlowMod(
+            datapath,
+            cookie=flow.cookie,
+            command=command,
+            priority=flow.priority,
+            out_port=ofp.OFPP_ANY,
+            out_group=ofp.OFPG_ANY,
+            match=_route_match(datapath, flow.match),
+            instructions=instructions,
+        )
+
+
+def _route_match(datapath: Any, match: FlowMatch) -> Any:
+    ofp, parser = datapath.ofproto, datapath.ofproto_parser
+    fields: dict[str, Any] = {"eth_dst": match.eth_dst}
+    if match.vlan is None:
+        fields["vlan_vid"] = ofp.OFPVID_NONE
+    elif match.vlan >= 0:
+        fields["vlan_vid"] = match.vlan | ofp.OFPVID_PRESENT
+    fields["eth_type"] = match.eth_type
+    dst = match.dst
+    if dst.prefixlen:
+        key = "ipv4_dst" if dst.version == 4 else "ipv6_dst"
+        full = dst.prefixlen == dst.max_prefixlen
+        fields[key] = str(dst.network_address) if full else (str(dst.network_address), str(dst.netmask))
+    return parser.OFPMatch(**fields)
+
+
+def _actions(datapath: Any, actions: Sequence[Any]) -> list[Any]:
+    ofp, parser = datapath.ofproto, datapath.ofproto_parser
+    out: list[Any] = []
+    for action in actions:
+        if isinstance(action, DecTtl):
+            out.append(parser.OFPActionDecNwTtl())
+        elif isinstance(action, SetEthSrc):
+            out.append(parser.OFPActionSetField(eth_src=action.mac))
+        elif isinstance(action, SetEthDst):
+            out.append(parser.OFPActionSetField(eth_dst=action.mac))
+        elif isinstance(action, PushVlan):
+            out.append(parser.OFPActionPushVlan(0x8100))
+            out.append(parser.OFPActionSetField(vlan_vid=action.vid | ofp.OFPVID_PRESENT))
+        elif isinstance(action, SetVlanVid):
+            out.append(parser.OFPActionSetField(vlan_vid=action.vid | ofp.OFPVID_PRESENT))
+        elif isinstance(action, PopVlan):
+            out.append(parser.OFPActionPopVlan())
+        elif isinstance(action, Output):
+            out.append(parser.OFPActionOutput(action.port, 0))
+        elif isinstance(action, ToController):
+            out.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, NO_BUFFER))
+        elif isinstance(action, ToGroup):
+            out.append(parser.OFPActionGroup(action.group_id))
+    return out
+
+
+def _field(match: Any, name: str) -> Any:
+    try:
+        return match[name]
+    except KeyError:
+        return None
+
+
+def flow_from_stats(datapath: Any, stat: Any) -> FlowSpec:
+    """A flow stats entry as the FIB's record, canonical (see sniffroute.fib.model)."""
+    ofp = datapath.ofproto
+    match = stat.match
+    eth_type = _field(match, "eth_type") or 0
+    vid = _field(match, "vlan_vid")
+    if isinstance(vid, tuple):
+        vid = vid[0]
+    vlan = -1 if vid is None else (vid & 0xFFF if vid & ofp.OFPVID_PRESENT else None)
+    eth_dst = _field(match, "eth_dst")
+    key = "ipv6_dst" if eth_type == ETH_TYPE_IPV6 else "ipv4_dst"
+    dst = _field(match, key)
+    if dst is None:
+        network = ipaddress.ip_network("::/0" if eth_type == ETH_TYPE_IPV6 else "0.0.0.0/0")
+    elif isinstance(dst, tuple):
+        length = bin(int(ipaddress.ip_address(dst[1]))).count("1")  # contiguous masks only: ours are
+        network = ipaddress.ip_network(f"{dst[0]}/{length}", strict=False)
+    else:
+        network = ipaddress.ip_network(dst)
+    actions: list[Any] = []
+    for instruction in stat.instructions:
+        if getattr(instruction, "type", None) == ofp.OFPIT_APPLY_ACTIONS:
+            actions.extend(_read_actions(datapath, instruction.actions))
+    flow_match = FlowMatch(str(eth_dst or "").lower(), vlan, eth_type, network)
+    return FlowSpec(stat.cookie, stat.priority, flow_match, tuple(actions))
+
+
+def group_from_desc(datapath: Any, stat: Any) -> GroupSpec:
+    buckets = tuple(Bucket(b.weight, tuple(_read_actions(datapath, b.actions))) for b in stat.buckets)
+    return GroupSpec(stat.group_id, buckets)
+
+
+def _read_actions(datapath: Any, actions: Sequence[Any]) -> list[Any]:
+    ofp, parser = datapath.ofproto, datapath.ofproto_parser
+    out: list[Any] = []
+    pushed = False
+    for action in actions:
+        if isinstance(action, parser.OFPActionDecNwTtl):
+            out.append(DecTtl())
+        elif isinstance(action, parser.OFPActionPushVlan):
+            pushed = True
+        elif isinstance(action, parser.OFPActionPopVlan):
+            out.append(PopVlan())
+        elif isinstance(action, parser.OFPActionSetField):
+            if action.key == "eth_src":
+                out.append(SetEthSrc(str(action.value).lower()))
+            elif action.key == "eth_dst":
+                out.append(SetEthDst(str(action.value).lower()))
+            elif action.key == "vlan_vid":
+                vid = action.value & 0xFFF
+                out.append(PushVlan(vid) if pushed else SetVlanVid(vid))
+                pushed = False
+            else:
+                out.append(UNKNOWN_ACTION)
+        elif isinstance(action, parser.OFPActionOutput):
+            out.append(ToController() if action.port == ofp.OFPP_CONTROLLER else Output(action.port))
+        elif isinstance(action, parser.OFPActionGroup):
+            out.append(ToGroup(action.group_id))
+        else:
+            out.append(UNKNOWN_ACTION)
+    return out
+
+
+# -- fast packing ----------------------------------------------------------------------------------------------
+# Building an os-ken message object per flow costs more than OVS takes to apply it (100,000 routes: seconds), so
+# route flow mods and barriers are packed here with struct, byte for byte what os-ken would serialise (a test
+# compares the two). Action lists are shared between routes, so their bytes are cached.
+
+OFP_VERSION_13 = 4
+OFPT_FLOW_MOD, OFPT_GROUP_MOD, OFPT_BARRIER_REQUEST = 14, 15, 20
+OFPXMC_OPENFLOW_BASIC = 0x8000
+OXM_ETH_DST, OXM_ETH_SRC, OXM_ETH_TYPE, OXM_VLAN_VID, OXM_IPV4_DST, OXM_IPV6_DST = 3, 4, 5, 6, 12, 27
+OFPIT_APPLY_ACTIONS, OFPIT_METER = 4, 6
+OFPAT_OUTPUT, OFPAT_PUSH_VLAN, OFPAT_POP_VLAN, OFPAT_GROUP, OFPAT_DEC_NW_TTL, OFPAT_SET_FIELD = 0, 17, 18, 22, 24, 25
+OFPVID_PRESENT = 0x1000
+OFPP_CONTROLLER, OFPP_ANY, OFPG_ANY, OFP_NO_BUFFER = 0xFFFFFFFD, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF
+OFPGT_SELECT = 1
+_FLOW_COMMANDS = {FlowCommand.ADD: 0, FlowCommand.MODIFY_STRICT: 2, FlowCommand.DELETE_STRICT: 4}
+_GROUP_COMMANDS = {GroupCommand.ADD: 0, GroupCommand.MODIFY: 1, GroupCommand.DELETE: 2}
+_HEADER = struct.Struct("!BBHI")
+_FLOW_MOD = struct.Struct("!BBHIQQBBHHHIIIH2x")
+_ACTION_CACHE_LIMIT = 65536
+
+
+def _pad8(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % 8)
+
+
+def _oxm(field: int, value: bytes, mask: bytes | None = None) -> bytes:
+    body = value if mask is None else value + mask
+    return struct.pack("!HBB", OFPXMC_OPENFLOW_BASIC, field << 1 | (mask is not None), len(body)) + body
+
+
+def _mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+_MATCH_HEADS: dict[tuple[str, int | None, int], bytes] = {}
+_DST_OXM = {
+    (4, False): struct.pack("!HBB", OFPXMC_OPENFLOW_BASIC, OXM_IPV4_DST << 1, 4),
+    (4, True): struct.pack("!HBB", OFPXMC_OPENFLOW_BASIC, OXM_IPV4_DST << 1 | 1, 8),
+    (6, False): struct.pack("!HBB", OFPXMC_OPENFLOW_BASIC, OXM_IPV6_DST << 1, 16),
+    (6, True): struct.pack("!HBB", OFPXMC_OPENFLOW_BASIC, OXM_IPV6_DST << 1 | 1, 32),
+}
+
+
+def pack_match(match: FlowMatch) -> bytes:
+    """The OXM match of a route flow: fields in os-ken's order (by field number), padded to 8 bytes."""
+    key = (match.eth_dst, match.vlan, match.eth_type)
+    head = _MATCH_HEADS.get(key)
+    if head is None:
+        head = _oxm(OXM_ETH_DST, _mac(match.eth_dst)) + _oxm(OXM_ETH_TYPE, struct.pack("!H", match.eth_type))
+        if match.vlan is None:
+            head += _oxm(OXM_VLAN_VID, b"\0\0")
+        elif match.vlan >= 0:
+            head += _oxm(OXM_VLAN_VID, struct.pack("!H", match.vlan | OFPVID_PRESENT))
+        if len(_MATCH_HEADS) < _ACTION_CACHE_LIMIT:
+            _MATCH_HEADS[key] = head
+    dst = match.dst
+    length = dst.prefixlen
+    if length:
+        width = dst.max_prefixlen
+        address = int(dst.network_address).to_bytes(width // 8, "big")
+        if length == width:
+            head = head + _DST_OXM[dst.version, False] + address
+        else:
+            mask = ((1 << width) - (1 << (width - length))).to_bytes(width // 8, "big")
+            head = head + _DST_OXM[dst.version, True] + address + mask
+    size = 4 + len(head)
+    return struct.pack("!HH", 1, size) + head + b"\0" * (-size % 8)
+
+
+def _set_field(field: int, value: bytes) -> bytes:
+    oxm = _oxm(field, value)
+    body = struct.pack("!HH", OFPAT_SET_FIELD, 0) + oxm
+    body = _pad8(body)
+    return struct.pack("!HH", OFPAT_SET_FIELD, len(body)) + body[4:]
+
+
+def pack_actions(actions: Sequence[Any]) -> bytes:
+    out = b""
+    for action in actions:
+        if isinstance(action, DecTtl):
+            out += struct.pack("!HH4x", OFPAT_DEC_NW_TTL, 8)
+        elif isinstance(action, SetEthSrc):
+            out += _set_field(OXM_ETH_SRC, _mac(action.mac))
+        elif isinstance(action, SetEthDst):
+            out += _set_field(OXM_ETH_DST, _mac(action.mac))
+        elif isinstance(action, PushVlan):
+            out += struct.pack("!HHH2x", OFPAT_PUSH_VLAN, 8, 0x8100)
+            out += _set_field(OXM_VLAN_VID, struct.pack("!H", action.vid | OFPVID_PRESENT))
+        elif isinstance(action, SetVlanVid):
+            out += _set_field(OXM_VLAN_VID, struct.pack("!H", action.vid | OFPVID_PRESENT))
+        elif isinstance(action, PopVlan):
+            out += struct.pack("!HH4x", OFPAT_POP_VLAN, 8)
+        elif isinstance(action, Output):
+            out += struct.pack("!HHIH6x", OFPAT_OUTPUT, 16, action.port, 0)
+        elif isinstance(action, ToController):
+            out += struct.pack("!HHIH6x", OFPAT_OUTPUT, 16, OFPP_CONTROLLER, NO_BUFFER)
+        elif isinstance(action, ToGroup):
+            out += struct.pack("!HHI", OFPAT_GROUP, 8, action.group_id)
+    return out
+
+
+class Packer:
+    """OpenFlow 1.3 bytes for the FIB's ops; `metered` adds the punt meter to flows that reach the controller."""
+
+    def __init__(self, metered: bool) -> None:
+        self.metered = metered
+        self._instructions: dict[tuple[Any, ...], bytes] = {}
+
+    def instructions(self, actions: tuple[Any, ...]) -> bytes:
+        cached = self._instructions.get(actions)
+        if cached is None:
+            body = pack_actions(actions)
+            cached = struct.pack("!HH4x", OFPIT_APPLY_ACTIONS, 8 + len(body)) + body
+            if self.metered and any(isinstance(a, ToController) for a in actions):
+                cached = struct.pack("!HHI", OFPIT_METER, 8, PUNT_METER_ID) + cached
+            if len(self._instructions) >= _ACTION_CACHE_LIMIT:
+                self._instructions.clear()
+            self._instructions[actions] = cached
+        return cached
+
+    def flow_mod(self, op: FlowOp, xid: int) -> bytes:
+        flow = op.flow
+        match = pack_match(flow.match)
+        instructions = b"" if op.command is FlowCommand.DELETE_STRICT else self.instructions(flow.actions)
+        length = _FLOW_MOD.size + len(match) + len(instructions)
+        head = _FLOW_MOD.pack(
+            OFP_VERSION_13, OFPT_FLOW_MOD, length, xid, flow.cookie, 0, 0, _FLOW_COMMANDS[op.command],
+            0, 0, flow.priority, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY, 0,
+        )  # fmt: skip
+        return head + match + instructions
+
+    def group_mod(self, op: GroupOp, xid: int) -> bytes:
+        buckets = b""
+        if op.command is not GroupCommand.DELETE:
+            for bucket in op.group.buckets:
+                actions = pack_actions(bucket.actions)
+                buckets += struct.pack("!HHII4x", 16 + len(actions), bucket.weight, OFPP_ANY, OFPG_ANY) + actions
+        body = struct.pack("!HBxI", _GROUP_COMMANDS[op.command], OFPGT_SELECT, op.group.group_id) + buckets
+        return _HEADER.pack(OFP_VERSION_13, OFPT_GROUP_MOD, _HEADER.size + len(body), xid) + body
+
+    @staticmethod
+    def barrier(xid: int) -> bytes:
+        return _HEADER.pack(OFP_VERSION_13, OFPT_BARRIER_REQUEST, _HEADER.size, xid)
+
+
+# -- fast reading ----------------------------------------------------------------------------------------------
+# os-ken parses a flow stats entry into objects in ~100 us: a 100,000-flow read back would hold its receive
+# thread (and the tunnel's packet-ins) for many seconds. While routing runs, flow stats entries are kept as raw
+# bytes (`RawFlowStats`) and read here: only the fields route flows use, action lists cached by their bytes.
+
+_ENTRY_HEAD = struct.Struct("!H2x4x4xH2x2x2x4xQ16x")  # length, priority, cookie (then packet and byte counts)
+_OXM_HEAD = struct.Struct("!HBB")
+_TLV = struct.Struct("!HH")
+_READ_CACHE: dict[bytes, tuple[Any, ...]] = {}
+
+
+class RawFlowStats:
+    """A flow stats entry left unparsed (installed as os-ken's flow stats body class by `start`)."""
+
+    __slots__ = ("length", "raw")
+
+    def __init__(self, length: int, raw: bytes) -> None:
+        self.length = length
+        self.raw = raw
+
+    @classmethod
+    def parser(cls, buf: Any, offset: int) -> RawFlowStats:
+        (length,) = struct.unpack_from("!H", buf, offset)
+        return cls(length, bytes(buf[offset : offset + length]))
+
+
+def cookie_of(raw: bytes) -> int:
+    return _ENTRY_HEAD.unpack_from(raw, 0)[2]
+
+
+def flow_from_raw(raw: bytes) -> FlowSpec:
+    """A raw flow stats entry as the FIB's record; the same result as `flow_from_stats` (a test compares)."""
+    length, priority, cookie = _ENTRY_HEAD.unpack_from(raw, 0)
+    offset = _ENTRY_HEAD.size
+    _, match_length = _TLV.unpack_from(raw, offset)
+    fields: dict[int, tuple[bytes, bytes | None]] = {}
+    position, end = offset + 4, offset + match_length
+    while position + 4 <= end:
+        _, field_mask, size = _OXM_HEAD.unpack_from(raw, position)
+        value = raw[position + 4 : position + 4 + size]
+        half = size // 2
+        fields[field_mask >> 1] = (value[:half], value[half:]) if field_mask & 1 else (value, None)
+        position += 4 + size
+    offset += match_length + (-match_length % 8)
+    eth_type = int.from_bytes(fields[OXM_ETH_TYPE][0], "big") if OXM_ETH_TYPE in fields else 0
+    eth_dst = fields[OXM_ETH_DST][0].hex(":") if OXM_ETH_DST in fields else ""
+    vid = int.from_bytes(fields[OXM_VLAN_VID][0], "big") if OXM_VLAN_VID in fields else None
+    vlan = -1 if vid is None else (vid & 0xFFF if vid & OFPVID_PRESENT else None)
+    dst = fields.get(OXM_IPV6_DST if eth_type == ETH_TYPE_IPV6 else OXM_IPV4_DST)
+    if dst is None:
+        network = ipaddress.ip_network("::/0" if eth_type == ETH_TYPE_IPV6 else "0.0.0.0/0")
+    else:
+        address, mask = dst
+        bits = len(address) * 8 if mask is None else bin(int.from_bytes(mask, "big")).count("1")
+        kind = ipaddress.IPv4Network if len(address) == 4 else ipaddress.IPv6Network
+        network = kind((int.from_bytes(address, "big"), bits), strict=False)
+    actions = _READ_CACHE.get(raw[offset:length])
+    if actions is None:
+        actions = _read_instructions(raw[offset:length])
+        if len(_READ_CACHE) >= _ACTION_CACHE_LIMIT:
+            _READ_CACHE.clear()
+        _READ_CACHE[raw[offset:length]] = actions
+    return FlowSpec(cookie, priority, FlowMatch(eth_dst, vlan, eth_type, network), actions)
+
+
+def _read_instructions(data: bytes) -> tuple[Any, ...]:
+    out: list[Any] = []
+    offset = 0
+    while offset + 4 <= len(data):
+        kind, size = _TLV.unpack_from(data, offset)
+        if size < 4:
+            break
+        if kind == OFPIT_APPLY_ACTIONS:
+            out.extend(_read_raw_actions(data[offset + 8 : offset + size]))
+        elif kind != OFPIT_METER:
+            out.append(UNKNOWN_ACTION)
+        offset += size
+    return tuple(out)
+
+
+def _read_raw_actions(data: bytes) -> list[Any]:
+    out: list[Any] = []
+    offset = 0
+    pushed = False
+    while offset + 4 <= len(data):
+        kind, size = _TLV.unpack_from(data, offset)
+        if size < 8:
+            break
+        if kind == OFPAT_OUTPUT:
+            (port,) = struct.unpack_from("!I", data, offset + 4)
+            out.append(ToController() if port == OFPP_CONTROLLER else Output(port))
+        elif kind == OFPAT_DEC_NW_TTL:
+            out.append(DecTtl())
+        elif kind == OFPAT_PUSH_VLAN:
+            pushed = True
+        elif kind == OFPAT_POP_VLAN:
+            out.append(PopVlan())
+        elif kind == OFPAT_GROUP:
+            out.append(ToGroup(struct.unpack_from("!I", data, offset + 4)[0]))
+        elif kind == OFPAT_SET_FIELD:
+            _, field_mask, value_size = _OXM_HEAD.unpack_from(data, offset + 4)
+            value = data[offset + 8 : offset + 8 + value_size]
+            field = field_mask >> 1
+            if field == OXM_ETH_SRC:
+                out.append(SetEthSrc(value.hex(":")))
+            elif field == OXM_ETH_DST:
+                out.append(SetEthDst(value.hex(":")))
+            elif field == OXM_VLAN_VID:
+                vid = int.from_bytes(value, "big") & 0xFFF
+                out.append(PushVlan(vid) if pushed else SetVlanVid(vid))
+                pushed = False
+            else:
+                out.append(UNKNOWN_ACTION)
+        else:
+            out.append(UNKNOWN_ACTION)
+        offset += size
+    return out

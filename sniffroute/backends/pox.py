@@ -3,19 +3,26 @@
     pox.py openflow.of_01 --port=6653 sniffroute.backends.pox --config=sniffroute.toml [--db=PATH]
 
 (`sniffroute run --backend pox` starts exactly that with this interpreter.) POX must be the `halosaur` branch.
-On switch connect (POX has already cleared the switch's flows): TCP_NODELAY on the OpenFlow socket (POX leaves
+On switch connect (POX's `clear_flows_on_connect` is turned off: the route flows keep forwarding while we
+reconcile): TCP_NODELAY on the OpenFlow socket (POX leaves
 Nagle on, which can hold replies for the switch's delayed ACK), a lowest-priority drop flow so that only punt
 flows reach the controller, and the punt flows with whole frames. OpenFlow 1.0 cannot match IPv6 addresses, so
 IPv6 is punted by the router's MAC and the multicast MACs it listens on. TAP reader threads hand packet-outs to
-POX's cooperative thread with `core.call_later`.
+POX's cooperative thread with `core.call_later`. Route flows: the switch's flows are read back (flow stats) and the
+FIB sends only the difference (`PoxFlows`). OpenFlow 1.0 has no TTL decrement, no select groups (ECMP uses one
+path) and no IPv6 matches (IPv6 routes are reported unsupported); its deletes cannot filter by cookie, so punt
+flows of an earlier run with another configuration stay until the switch restarts.
 
 Importing this module needs POX; nothing else in sniffroute imports it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,23 @@ from pox.lib.addresses import EthAddr, IPAddr
 
 from sniffroute.backends import LiveEngine, start_session_holder
 from sniffroute.config import ConfigError, load_config
+from sniffroute.fib import (
+    OPENFLOW_10,
+    Barrier,
+    FlowCommand,
+    FlowMatch,
+    FlowOp,
+    FlowSpec,
+    GroupOp,
+    Op,
+    Output,
+    PopVlan,
+    PushVlan,
+    SetEthDst,
+    SetEthSrc,
+    SetVlanVid,
+    ToController,
+)
 from sniffroute.store import default_db_path
 from sniffroute.tap import TapError
 from sniffroute.tunnel import NO_BUFFER, PUNT_COOKIE, TABLE_MISS_PRIORITY, Match, PacketOut, PuntFlow
@@ -32,15 +56,20 @@ from sniffroute.tunnel import NO_BUFFER, PUNT_COOKIE, TABLE_MISS_PRIORITY, Match
 log = logging.getLogger("sniffroute.pox")
 
 OF10_MAX_PORT = 0xFF00  # OFPP_MAX in OpenFlow 1.0
+UNKNOWN_ACTION = Output(-1)  # read back but not ours to express: differs from any plan, so it is replaced
 
 
 class SniffroutePox:
     def __init__(self, engine: LiveEngine) -> None:
         self.engine = engine
         self.connection: Any = None
+        self.flows: PoxFlows | None = None
         core.openflow.addListenerByName("ConnectionUp", self._connection_up)
         core.openflow.addListenerByName("ConnectionDown", self._connection_down)
         core.openflow.addListenerByName("PacketIn", self._packet_in)
+        core.openflow.addListenerByName("FlowStatsReceived", self._flow_stats)
+        core.openflow.addListenerByName("BarrierIn", self._barrier_in)
+        core.openflow.addListenerByName("ErrorIn", self._error_in)
 
     def _connection_up(self, event: Any) -> None:
         connection = event.connection
@@ -55,11 +84,48 @@ class SniffroutePox:
         self.connection = connection
         self.engine.attach(lambda out: _send_later(connection, out))
         log.info("switch %016x connected; punt flows installed", event.dpid)
+        routing = self.engine.routing
+        if routing is not None:
+            self.flows = PoxFlows(connection)
+            routing.attached(self.flows)
+            self.flows.request_read_back()
+
+    def _flow_stats(self, event: Any) -> None:
+        routing = self.engine.routing
+        if routing is not None and self.flows is not None and event.connection is self.connection:
+            try:
+                flows = [flow_from_stats(stat) for stat in event.stats]
+            except Exception:  # an unreadable entry: say so; the switch keeps what it has
+                log.exception("reading the switch's flows failed")
+                return
+            if self.flows.auditing:
+                self.flows.auditing = False
+                routing.audit(flows, [])
+            else:
+                routing.read_back(flows, [])
+
+    def _barrier_in(self, event: Any) -> None:
+        routing = self.engine.routing
+        if routing is not None and self.flows is not None and event.connection is self.connection:
+            seq = self.flows.barrier_replied(event.xid)
+            if seq is not None:
+                routing.confirmed(seq)
+
+    def _error_in(self, event: Any) -> None:
+        routing = self.engine.routing
+        if routing is not None and self.flows is not None and event.connection is self.connection:
+            op = self.flows.op_of(event.xid)
+            if op is not None:
+                event.should_log = False
+                routing.refused(op, f"OpenFlow error type {event.ofp.type} code {event.ofp.code}")
 
     def _connection_down(self, event: Any) -> None:
         if event.connection is self.connection:
             self.connection = None
+            self.flows = None
             self.engine.detach()
+            if self.engine.routing is not None:
+                self.engine.routing.detached()
             log.info("switch disconnected")
 
     def _packet_in(self, event: Any) -> None:
@@ -125,6 +191,7 @@ def launch(config: str, db: str | None = None) -> None:
         log.error("%s", exc)
         core.quit(exit_code=1)
         return
+    engine.enable_routing(OPENFLOW_10)
     stop_holder = start_session_holder(settings, engine)
 
     def going_down(_event: Any) -> None:
@@ -137,6 +204,128 @@ def launch(config: str, db: str | None = None) -> None:
 
     def openflow_ready() -> None:
         core.openflow.miss_send_len = NO_BUFFER  # whole frames in every packet-in
+        core.openflow.clear_flows_on_connect = False  # the route flows are reconciled, never wiped
         SniffroutePox(engine)
 
     core.call_when_ready(openflow_ready, ["openflow"], name="sniffroute")
+
+
+# -- route flows ---------------------------------------------------------------------------------------------
+
+
+class PoxFlows:
+    """The FIB's ops as OpenFlow 1.0 messages: packed on the caller's thread, sent on POX's. Each message's xid
+    maps an error back to its op and a barrier reply to its sequence number."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self._lock = threading.Lock()
+        self._ops: dict[int, FlowOp | GroupOp] = {}
+        self._barriers: dict[int, tuple[int, list[int]]] = {}
+        self._pending: list[int] = []
+        self.auditing = False
+
+    def request_read_back(self, *, audit: bool = False) -> None:
+        self.auditing = audit
+        request = of.ofp_flow_stats_request(match=of.ofp_match(), table_id=0xFF, out_port=of.OFPP_NONE)
+        core.call_later(self.connection.send, of.ofp_stats_request(body=request))
+
+    def request_audit(self) -> None:
+        self.request_read_back(audit=True)
+
+    def send_ops(self, ops: Sequence[Op]) -> None:
+        parts: list[bytes] = []
+        with self._lock:
+            for op in ops:
+                if isinstance(op, Barrier):
+                    message = of.ofp_barrier_request()
+                    self._barriers[message.xid] = (op.seq, self._pending)
+                    self._pending = []
+                elif isinstance(op, FlowOp):
+                    message = _route_flow_mod(op)
+                    self._ops[message.xid] = op
+                    self._pending.append(message.xid)
+                else:
+                    continue  # no groups in OpenFlow 1.0: the FIB never plans them for it
+                parts.append(message.pack())
+        core.call_later(self.connection.send, b"".join(parts))
+
+    def barrier_replied(self, xid: int) -> int | None:
+        with self._lock:
+            done = self._barriers.pop(xid, None)
+            if done is None:
+                return None
+            seq, xids = done
+            for before in xids:
+                self._ops.pop(before, None)
+            return seq
+
+    def op_of(self, xid: int) -> FlowOp | GroupOp | None:
+        with self._lock:
+            return self._ops.get(xid)
+
+
+_COMMANDS = {
+    FlowCommand.ADD: of.OFPFC_ADD,
+    FlowCommand.MODIFY_STRICT: of.OFPFC_MODIFY_STRICT,
+    FlowCommand.DELETE_STRICT: of.OFPFC_DELETE_STRICT,
+}
+
+
+def _route_flow_mod(op: FlowOp) -> Any:
+    flow = op.flow
+    match = flow.match
+    ofmatch = of.ofp_match(
+        dl_dst=EthAddr(match.eth_dst),
+        dl_vlan=of.OFP_VLAN_NONE if match.vlan is None else match.vlan,
+        dl_type=match.eth_type,
+    )
+    if match.dst.prefixlen:
+        ofmatch.set_nw_dst(str(match.dst.network_address), match.dst.prefixlen)
+    actions: list[Any] = []
+    if op.command is not FlowCommand.DELETE_STRICT:
+        for action in flow.actions:
+            if isinstance(action, SetEthSrc):
+                actions.append(of.ofp_action_dl_addr.set_src(EthAddr(action.mac)))
+            elif isinstance(action, SetEthDst):
+                actions.append(of.ofp_action_dl_addr.set_dst(EthAddr(action.mac)))
+            elif isinstance(action, PushVlan | SetVlanVid):
+                actions.append(of.ofp_action_vlan_vid(vlan_vid=action.vid))
+            elif isinstance(action, PopVlan):
+                actions.append(of.ofp_action_strip_vlan())
+            elif isinstance(action, Output):
+                actions.append(of.ofp_action_output(port=action.port))
+            elif isinstance(action, ToController):
+                actions.append(of.ofp_action_output(port=of.OFPP_CONTROLLER, max_len=NO_BUFFER))
+    return of.ofp_flow_mod(
+        command=_COMMANDS[op.command],
+        cookie=flow.cookie,
+        priority=flow.priority,
+        match=ofmatch,
+        actions=actions,
+        out_port=of.OFPP_NONE,
+    )
+
+
+def flow_from_stats(stat: Any) -> FlowSpec:
+    """A flow stats entry as the FIB's record, canonical (see sniffroute.fib.model)."""
+    match = stat.match
+    vlan = None if match.dl_vlan in (None, of.OFP_VLAN_NONE) else int(match.dl_vlan)
+    address, bits = match.get_nw_dst()
+    network = ipaddress.ip_network(f"{address or '0.0.0.0'}/{bits if address else 0}", strict=False)
+    actions: list[Any] = []
+    for action in stat.actions:
+        if isinstance(action, of.ofp_action_dl_addr):
+            mac = str(action.dl_addr).lower()
+            actions.append(SetEthSrc(mac) if action.type == of.OFPAT_SET_DL_SRC else SetEthDst(mac))
+        elif isinstance(action, of.ofp_action_vlan_vid):
+            actions.append(PushVlan(action.vlan_vid) if vlan is None else SetVlanVid(action.vlan_vid))
+        elif isinstance(action, of.ofp_action_strip_vlan):
+            actions.append(PopVlan())
+        elif isinstance(action, of.ofp_action_output):
+            actions.append(ToController() if action.port == of.OFPP_CONTROLLER else Output(action.port))
+        else:
+            actions.append(UNKNOWN_ACTION)
+    eth_dst = str(match.dl_dst).lower() if match.dl_dst is not None else ""
+    flow_match = FlowMatch(eth_dst, vlan, int(match.dl_type or 0), network)
+    return FlowSpec(stat.cookie, stat.priority, flow_match, tuple(actions))

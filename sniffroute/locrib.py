@@ -1,0 +1,182 @@
+"""The Loc-RIB the FIB consumes: the selected route of every prefix, across protocols, with next hops resolved
+recursively to directly connected addresses. Pure.
+
+After each `Pipeline.commit()`, `LocRib.apply(changes, ospf_changed)` returns the prefixes whose forwarding entry
+changed (`RouteEntry`, or None when the prefix has no usable route any more), ready for `Fib.update`.
+
+- BGP best path: its next hop when it lies on a router interface's subnet; otherwise (iBGP, a next hop behind
+  other routers) the next hops of the OSPF route that covers it, longest match: "recursive" next hops.
+- OSPF route: its next hops (ECMP when SPF found several); a directly attached OSPF network has none and is left
+  to the FIB's connected routes.
+- Between protocols the RIB's administrative distances decide (`Rib.selected_protocol`).
+
+An OSPF change can move any recursive next hop, so BGP routes with recursive next hops are remembered and
+recomputed when OSPF changes; everything else is recomputed only when its own best path changes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+
+from parsers.bgp.constants import Afi, AfiSafi
+from parsers.bgp.nlri import covering_prefixes
+from sniffroute.config import RouterInterface
+from sniffroute.fib.model import Network, RouteEntry
+from sniffroute.rib import Path, Rib, RouteChange
+
+BGP = "bgp"
+HOP_CACHE_LIMIT = 65536
+WIDTHS = {Afi.IPV4: (4, ipaddress.IPv4Network), Afi.IPV6: (16, ipaddress.IPv6Network)}
+OSPF = "ospf"
+Key = tuple[AfiSafi, bytes]
+
+
+class LocRib:
+    def __init__(self, rib: Rib, interfaces: Sequence[RouterInterface]) -> None:
+        self.rib = rib
+        self._entries: dict[Key, RouteEntry] = {}  # by wire prefix: hashing bytes is cheap, networks are not
+        self._hops: dict[str, tuple[str, ...] | None] = {}  # next hop -> itself when connected, None when not
+        self._subnets = [a.network for i in interfaces for a in i.addresses]
+        self._recursive: set[Key] = set()  # BGP prefixes whose next hop resolves through OSPF
+        self._ospf_keys: set[Key] = set()  # OSPF prefixes seen at the last apply
+        self.unresolved = 0  # selected routes whose next hop resolves to nothing connected (last apply)
+
+    def apply(self, changes: Iterable[RouteChange], ospf_changed: bool = False) -> dict[Network, RouteEntry | None]:
+        """The forwarding entries that changed because of these best-path changes (and OSPF, when it changed)."""
+        keys: set[Key] = {(c.family, c.prefix) for c in changes}
+        if ospf_changed:
+            now_ospf = {(family, prefix) for family, table in self.rib.ospf.items() for prefix in table}
+            keys |= now_ospf | self._ospf_keys | self._recursive
+            self._ospf_keys = now_ospf
+        out: dict[Network, RouteEntry | None] = {}
+        entries = self._entries
+        for key in keys:
+            entry = self.entry(key)
+            if entry != entries.get(key):
+                if entry is None:
+                    del entries[key]
+                    network = self._network(key)
+                    if network is not None:
+                        out[network] = None
+                else:
+                    entries[key] = entry
+                    out[entry.prefix] = entry
+        return out
+
+    @property
+    def table(self) -> dict[Network, RouteEntry]:
+        return {entry.prefix: entry for entry in self._entries.values()}
+
+    def rebuild(self) -> dict[Network, RouteEntry | None]:
+        """Every prefix of the RIB (and every entry held) considered again: after a load, or as an audit."""
+        keys = {(family, prefix) for family, table in self.rib.tables.items() for prefix in table}
+        keys |= self._entries.keys()
+        return self.apply([RouteChange(family, prefix, None, None, None) for family, prefix in keys], True)
+
+    # -- one prefix ----------------------------------------------------------------------------------------
+    def entry(self, key: Key) -> RouteEntry | None:
+        family, prefix = key
+        self._recursive.discard(key)
+        network = self._network(key)
+        if network is None:
+            return None
+        protocol = self.rib.selected_protocol(family, prefix)
+        if protocol == OSPF:
+            route = self.rib.ospf[family][prefix]
+            hops = tuple(sorted({str(h.address) for h in route.next_hops if h.address is not None}))
+            if not hops:
+                return None  # directly attached in OSPF: the FIB's connected route covers it if it is ours
+            return RouteEntry(network, hops, OSPF, self.rib.distances.ospf)
+        if protocol == BGP:
+            best = self.rib.best(family, prefix)
+            if best is None:
+                return None
+            path = best[1]
+            hops = self._bgp_next_hops(key, path)
+            if not hops:
+                return None
+            return RouteEntry(network, hops, BGP, self.rib.bgp_distance(path))
+        return None
+
+    def _bgp_next_hops(self, key: Key, path: Path) -> tuple[str, ...]:
+        text = path.next_hop or path.next_hop_link_local
+        if text is None:
+            return ()
+        try:
+            direct = self._hops[text]
+        except KeyError:
+            direct = self._direct(text)
+            if len(self._hops) >= HOP_CACHE_LIMIT:
+                self._hops.clear()
+            self._hops[text] = direct
+        if direct is not None:
+            return direct
+        self._recursive.add(key)
+        return self._via_ospf(text)
+
+    def _direct(self, text: str) -> tuple[str, ...] | None:
+        """(text,) when the next hop is directly connected (or link-local); None when it must be resolved."""
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return ()
+        if address.version == 6 and address.is_link_local or self._connected(address):
+            return (text,)
+        return None
+
+    def _via_ospf(self, text: str) -> tuple[str, ...]:
+        """The connected next hops of the most specific OSPF route covering a BGP next hop."""
+        try:
+            afi, candidates = covering_prefixes(text)
+        except ValueError:
+            return ()
+        table = self.rib.ospf.get((afi, 1), {})
+        for prefix in candidates:
+            route = table.get(prefix)
+            if route is not None:
+                hops = sorted({str(h.address) for h in route.next_hops if h.address is not None})
+                return tuple(h for h in hops if self._connected(ipaddress.ip_address(h)))
+        return ()
+
+    def _connected(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address.version == n.version and address in n for n in self._subnets)
+
+    def _network(self, key: Key) -> Network | None:
+        """The network of a unicast wire prefix (length byte, then the significant bytes), without text."""
+        (afi, _), prefix = key
+        if not prefix:
+            return None
+        kind = WIDTHS.get(afi)
+        if kind is None:
+            return None
+        width, cls = kind
+        try:
+            return cls((int.from_bytes(prefix[1:].ljust(width, b"\0"), "big"), prefix[0]))
+        except ValueError:
+            return None
+
+
+def entries_json(table: Mapping[Network, RouteEntry]) -> list[dict[str, object]]:
+    """The Loc-RIB as stored (so a restarted controller can keep the switch's flows until the RIB refills)."""
+    return [
+        {"prefix": str(e.prefix), "next_hops": list(e.next_hops), "protocol": e.protocol, "distance": e.distance}
+        for e in table.values()
+    ]
+
+
+def entries_from_json(rows: object) -> dict[Network, RouteEntry]:
+    """The stored Loc-RIB back; rows that do not parse are skipped (a damaged document is not a crash)."""
+    out: dict[Network, RouteEntry] = {}
+    if not isinstance(rows, list):
+        return out
+    for row in rows:
+        try:
+            network = ipaddress.ip_network(row["prefix"])
+            entry = RouteEntry(
+                network, tuple(str(h) for h in row["next_hops"]), str(row["protocol"]), int(row["distance"])
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        out[network] = entry
+    return out

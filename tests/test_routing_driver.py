@@ -1,0 +1,161 @@
+"""sniffroute.backends.routing: the FIB driven by the engine (no threads started: steps run by hand)."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Sequence
+
+from sniffroute.backends.routing import Routing, flow_text
+from sniffroute.config import parse_config
+from sniffroute.fib import OPENFLOW_13, Barrier, FlowCommand, FlowOp, Op, RouteEntry
+
+NET = ipaddress.ip_network("198.51.100.0/24")
+PEER, PEER_MAC, ROUTER_MAC = "10.1.0.1", "02:00:00:00:00:01", "02:00:00:00:00:fe"
+CONFIG = parse_config(
+    {
+        "router_mac": ROUTER_MAC,
+        "openflow": {"listen": "127.0.0.1", "port": 6653},
+        "interfaces": [{"name": "tap1", "port": 1, "addresses": ["10.1.0.254/24"]}],
+    }
+)
+
+
+class Switch:
+    def __init__(self) -> None:
+        self.ops: list[Op] = []
+        self.audits = 0
+
+    def send_ops(self, ops: Sequence[Op]) -> None:
+        self.ops.extend(ops)
+
+    def request_audit(self) -> None:
+        self.audits += 1
+
+
+def arp_reply(sender: str, mac: str) -> bytes:
+    """An ARP reply from `sender` to the router, as the tunnel hands it to the TAP (RFC 826 layout)."""
+    sha = bytes.fromhex(mac.replace(":", ""))
+    tha = bytes.fromhex(ROUTER_MAC.replace(":", ""))
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2) + sha + ipaddress.IPv4Address(sender).packed
+    arp += tha + ipaddress.IPv4Address("10.1.0.254").packed
+    return tha + sha + b"\x08\x06" + arp
+
+
+def routing() -> tuple[Routing, Switch, list[float]]:
+    now = [100.0]
+    driver = Routing(CONFIG, OPENFLOW_13, clock=lambda: now[0])
+    switch = Switch()
+    driver.attached(switch)
+    return driver, switch, now
+
+
+def flows(ops: Sequence[Op]) -> dict[object, FlowOp]:
+    return {op.flow.match.dst: op for op in ops if isinstance(op, FlowOp)}
+
+
+def test_nothing_goes_out_before_the_switch_is_read_back_then_only_the_difference() -> None:
+    driver, switch, now = routing()
+    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
+    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
+    driver._step(now[0])
+    assert switch.ops == []  # not read back yet
+    driver.read_back([], [])
+    sent = flows(switch.ops)
+    assert sent[NET].command is FlowCommand.ADD
+    assert any("SetEthDst(02:00:00:00:00:01)" in flow_text(op.flow) for op in sent.values())
+    for op in switch.ops:
+        if isinstance(op, Barrier):
+            driver.confirmed(op.seq)
+    status = {s["prefix"]: s["state"] for s in driver.document()["status"]}
+    assert status[str(NET)] == "installed"
+
+
+def test_a_restored_store_matches_the_switch_and_sends_nothing() -> None:
+    driver, switch, now = routing()
+    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
+    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
+    driver.read_back([], [])
+    held = [op.flow for op in switch.ops if isinstance(op, FlowOp)]
+    document = driver.document()
+
+    again, switch_again, _ = routing()
+    assert again.restore(document) == 1
+    again.read_back(held, [])
+    assert switch_again.ops == []
+
+
+def test_a_refused_flow_marks_its_route_failed() -> None:
+    driver, switch, now = routing()
+    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
+    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
+    driver.read_back([], [])
+    driver.refused(flows(switch.ops)[NET], "OpenFlow error type 5 code 0")
+    status = {s["prefix"]: s for s in driver.document()["status"]}
+    assert status[str(NET)]["state"] == "failed" and status[str(NET)]["switch_errors"] == 1
+
+
+def test_frozen_the_switch_keeps_its_flows_while_the_rib_empties() -> None:
+    driver, switch, now = routing()
+    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
+    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
+    driver.read_back([], [])
+    sent = len(switch.ops)
+    driver.freeze()
+    driver.routes_changed({NET: None})
+    driver._step(now[0] + 1)
+    assert len(switch.ops) == sent
+    assert [r["prefix"] for r in driver.document()["routes"]] == [str(NET)]  # kept for the next start
+
+
+def test_restored_entries_the_rib_does_not_confirm_go_after_the_grace_period() -> None:
+    driver, switch, now = routing()
+    other = ipaddress.ip_network("203.0.113.0/24")
+    document = {
+        "routes": [
+            {"prefix": str(NET), "next_hops": [PEER], "protocol": "bgp", "distance": 20},
+            {"prefix": str(other), "next_hops": [PEER], "protocol": "bgp", "distance": 20},
+        ],
+        "neighbours": [{"address": PEER, "interface": 0, "mac": PEER_MAC}],
+    }
+    assert driver.restore(document) == 2
+    driver.read_back([], [])
+    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})  # the live RIB confirms one
+    switch.ops.clear()
+    now[0] += 1000
+    driver._step(now[0])
+    deleted = flows(switch.ops)
+    assert set(deleted) == {other} and deleted[other].command is FlowCommand.DELETE_STRICT
+
+
+def test_flows_command_marks_what_the_switch_lacks(tmp_path, capsys) -> None:  # noqa: ANN001
+    import json
+
+    from sniffroute.cli import main
+    from sniffroute.rib import Rib
+    from sniffroute.store import Store
+
+    driver, switch, now = routing()
+    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
+    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
+    driver.read_back([], [])
+    for op in switch.ops:
+        if isinstance(op, Barrier):
+            driver.confirmed(op.seq)
+    held = [op.flow for op in switch.ops if isinstance(op, FlowOp)]
+    driver.audit(held[1:], [])  # the switch lost one flow behind our back
+    db = tmp_path / "rib.sqlite"
+    with Store(db) as store:
+        store.save(Rib(), {"fib": driver.document()})
+    assert main(["flows", "--json", "--db", str(db)]) == 0
+    view = json.loads(capsys.readouterr().out)
+    assert not view["converged"]
+    assert view["differences"] == [{"mark": "+", "flow": flow_text(held[0])}]
+    assert main(["flows", "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert "1 differences" in text and f"+ {flow_text(held[0])}" in text
+    driver.audit(held, [])
+    with Store(db) as store:
+        store.save(Rib(), {"fib": driver.document()})
+    assert main(["flows", "--json", "--db", str(db)]) == 0
+    assert json.loads(capsys.readouterr().out)["converged"]
