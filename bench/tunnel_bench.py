@@ -28,20 +28,24 @@ def main() -> int:
     parser.add_argument("--pings", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
-    env = {
-        **os.environ,
-        "SNIFFROUTE_E2E_TAG": os.environ.get("SNIFFROUTE_E2E_TAG", "sb"),
-        "TUNNEL_BENCH_BACKENDS": args.backends,
-        "TUNNEL_BENCH_PINGS": str(args.pings),
-        "TUNNEL_BENCH_SECONDS": str(args.seconds),
-    }
-    argv = [sys.executable, "-m", "pytest", str(ROOT / "bench" / "tunnel_figures.py"), "-q", "-s",
-            "-p", "no:cacheprovider", "-o", "addopts=", "-W", "ignore"]  # fmt: skip
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     marker = "TUNNEL-FIGURES "
-    rows = [json.loads(line[len(marker) :]) for line in done.stdout.splitlines() if line.startswith(marker)]
+    rows = []
+    for backend in args.backends.split(","):  # a fresh switch for each: no flows left by the other backend
+        env = {
+            **os.environ,
+            "SNIFFROUTE_E2E_TAG": os.environ.get("SNIFFROUTE_E2E_TAG", "sb"),
+            "TUNNEL_BENCH_BACKENDS": backend,
+            "TUNNEL_BENCH_PINGS": str(args.pings),
+            "TUNNEL_BENCH_SECONDS": str(args.seconds),
+        }
+        argv = [sys.executable, "-m", "pytest", str(ROOT / "bench" / "tunnel_figures.py"), "-q", "-s",
+                "-p", "no:cacheprovider", "-o", "addopts=", "-W", "ignore"]  # fmt: skip
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        found = [json.loads(line[len(marker) :]) for line in done.stdout.splitlines() if line.startswith(marker)]
+        if not found:
+            print(f"{backend}: no figures", done.stdout[-2000:], done.stderr[-2000:], sep="\n", file=sys.stderr)
+        rows += found
     if not rows:
-        print(done.stdout[-3000:], done.stderr[-3000:], sep="\n", file=sys.stderr)
         return 1
     columns = ("idle p50", "idle p99", "load p50", "load p99", "TCP Mb/s")
     print(f"{'backend':<8} " + " ".join(f"{c:>9}" for c in columns) + f" {'vs seed':>8}")

@@ -27,7 +27,7 @@ from tests.e2e.conftest import (
     pox_dir,
     start_controller,
 )
-from tests.lab.netns import Lab, in_ns
+from tests.lab.netns import Lab, in_ns, run, wait_for
 
 pytest_plugins = ["tests.e2e.conftest"]
 
@@ -80,7 +80,12 @@ def test_tunnel_figures(bare_controller: Controller, router: object) -> None:  #
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        time.sleep(1.0)
+        listening = ["ss", "-Htln", f"src {ROUTER_V4}:{PUNTED_TCP_PORT}"]
+        wait_for(
+            "iperf3 to listen",
+            lambda: run(in_ns(CONTROLLER_NS, listening)).stdout.strip(),
+            deadline=time.monotonic() + 10,
+        )
         _pings(5, 0.2)  # ARP and flows warmed up
         idle = _percentiles(_pings(PINGS, 0.01))
         load = _iperf_client(SECONDS + 2)
@@ -98,6 +103,7 @@ def test_tunnel_figures(bare_controller: Controller, router: object) -> None:  #
         "tcp_mbps": _mbps(alone),
         "tcp_mbps_while_pinging": _mbps(busy),
         "retransmits": alone.get("end", {}).get("sum_sent", {}).get("retransmits"),
+        "iperf_errors": [r["error"] for r in (busy, alone) if "error" in r],
         "tunnel": bare_controller.document("tunnel"),
     }
     print("TUNNEL-FIGURES " + json.dumps(figures))
