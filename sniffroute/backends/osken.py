@@ -26,6 +26,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
 from sniffroute.backends import LiveEngine
+from sniffroute.backends.routing import OpLedger
 from sniffroute.fib import (
     OPENFLOW_13,
     ROUTE_COOKIE,
@@ -162,7 +163,7 @@ class SniffrouteOsKen(app_manager.OSKenApp):
     def barrier_reply(self, ev: Any) -> None:
         engine = self._engine()
         if self.flows is not None and engine.routing is not None:
-            seq = self.flows.barrier_replied(ev.msg.xid)
+            seq = self.flows.ledger.barrier_replied(ev.msg.xid)
             if seq is not None:
                 engine.routing.confirmed(seq)
 
@@ -182,7 +183,7 @@ class SniffrouteOsKen(app_manager.OSKenApp):
             return  # the meter was there already; the modify after it sets it
         engine = self._engine()
         if self.flows is not None and engine.routing is not None:
-            op = self.flows.op_of(msg.xid)
+            op = self.flows.ledger.op_of(msg.xid)
             if op is not None:
                 engine.routing.refused(op, f"OpenFlow error type {msg.type} code {msg.code}")
                 return
@@ -301,10 +302,8 @@ class OsKenFlows:
         self.metered = metered
         self.packer = Packer(metered)
         self._xids = itertools.count(FLOW_XID_BASE)
-        self._lock = threading.Lock()
-        self._ops: dict[int, FlowOp | GroupOp] = {}  # xid -> op, until the barrier after it is answered
-        self._barriers: dict[int, tuple[int, list[int]]] = {}  # barrier xid -> (seq, op xids before it)
-        self._pending: list[int] = []
+        self._send_lock = threading.Lock()  # one sender at a time: xids go out in order
+        self.ledger = OpLedger()
         self._read: dict[str, list[Any]] = {"flows": [], "groups": []}
         self._waiting: set[str] = set()
         self._audit = False
@@ -364,36 +363,21 @@ class OsKenFlows:
         datapath = self.datapath
         packer = self.packer
         chunk = bytearray()
-        with self._lock:
+        ledger = self.ledger
+        with self._send_lock:
             for op in ops:
                 xid = next(self._xids) & 0xFFFF_FFFF
                 if isinstance(op, Barrier):
                     chunk += packer.barrier(xid)
-                    self._barriers[xid] = (op.seq, self._pending)
-                    self._pending = []
+                    ledger.barrier(xid, op.seq)
                     continue
                 chunk += packer.flow_mod(op, xid) if isinstance(op, FlowOp) else packer.group_mod(op, xid)
-                self._ops[xid] = op
-                self._pending.append(xid)
+                ledger.sent(xid, op)
                 if len(chunk) >= SEND_CHUNK_BYTES:
                     datapath.send(bytes(chunk))
                     chunk.clear()
         if chunk:
             datapath.send(bytes(chunk))
-
-    def barrier_replied(self, xid: int) -> int | None:
-        with self._lock:
-            done = self._barriers.pop(xid, None)
-            if done is None:
-                return None
-            seq, xids = done
-            for before in xids:
-                self._ops.pop(before, None)
-            return seq
-
-    def op_of(self, xid: int) -> FlowOp | GroupOp | None:
-        with self._lock:
-            return self._ops.get(xid)
 
     def _message(self, op: Op) -> Any:
         datapath = self.datapath

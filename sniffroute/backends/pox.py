@@ -31,6 +31,7 @@ from pox.core import core
 from pox.lib.addresses import EthAddr, IPAddr
 
 from sniffroute.backends import LiveEngine, start_session_holder
+from sniffroute.backends.routing import OpLedger
 from sniffroute.config import ConfigError, load_config
 from sniffroute.fib import (
     OPENFLOW_10,
@@ -39,7 +40,6 @@ from sniffroute.fib import (
     FlowMatch,
     FlowOp,
     FlowSpec,
-    GroupOp,
     Op,
     Output,
     PopVlan,
@@ -107,14 +107,14 @@ class SniffroutePox:
     def _barrier_in(self, event: Any) -> None:
         routing = self.engine.routing
         if routing is not None and self.flows is not None and event.connection is self.connection:
-            seq = self.flows.barrier_replied(event.xid)
+            seq = self.flows.ledger.barrier_replied(event.xid)
             if seq is not None:
                 routing.confirmed(seq)
 
     def _error_in(self, event: Any) -> None:
         routing = self.engine.routing
         if routing is not None and self.flows is not None and event.connection is self.connection:
-            op = self.flows.op_of(event.xid)
+            op = self.flows.ledger.op_of(event.xid)
             if op is not None:
                 event.should_log = False
                 routing.refused(op, f"OpenFlow error type {event.ofp.type} code {event.ofp.code}")
@@ -219,10 +219,8 @@ class PoxFlows:
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
-        self._lock = threading.Lock()
-        self._ops: dict[int, FlowOp | GroupOp] = {}
-        self._barriers: dict[int, tuple[int, list[int]]] = {}
-        self._pending: list[int] = []
+        self._send_lock = threading.Lock()  # one sender at a time: the ledger sees each batch whole
+        self.ledger = OpLedger()
         self.auditing = False
 
     def request_read_back(self, *, audit: bool = False) -> None:
@@ -235,34 +233,18 @@ class PoxFlows:
 
     def send_ops(self, ops: Sequence[Op]) -> None:
         parts: list[bytes] = []
-        with self._lock:
+        with self._send_lock:
             for op in ops:
                 if isinstance(op, Barrier):
                     message = of.ofp_barrier_request()
-                    self._barriers[message.xid] = (op.seq, self._pending)
-                    self._pending = []
+                    self.ledger.barrier(message.xid, op.seq)
                 elif isinstance(op, FlowOp):
                     message = _route_flow_mod(op)
-                    self._ops[message.xid] = op
-                    self._pending.append(message.xid)
+                    self.ledger.sent(message.xid, op)
                 else:
                     continue  # no groups in OpenFlow 1.0: the FIB never plans them for it
                 parts.append(message.pack())
         core.call_later(self.connection.send, b"".join(parts))
-
-    def barrier_replied(self, xid: int) -> int | None:
-        with self._lock:
-            done = self._barriers.pop(xid, None)
-            if done is None:
-                return None
-            seq, xids = done
-            for before in xids:
-                self._ops.pop(before, None)
-            return seq
-
-    def op_of(self, xid: int) -> FlowOp | GroupOp | None:
-        with self._lock:
-            return self._ops.get(xid)
 
 
 _COMMANDS = {

@@ -68,6 +68,42 @@ class FlowSwitch(Protocol):
         """Read the switch's route flows again; the backend answers with `Routing.audit`."""
 
 
+class OpLedger:
+    """Which op each xid carried and which ops a barrier closes, so an error reply maps back to its op and a barrier
+    reply to its sequence number. Ops are sent from the pipeline thread; replies arrive on the controller's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ops: dict[int, FlowOp | GroupOp] = {}  # xid -> op, until the barrier after it is answered
+        self._barriers: dict[int, tuple[int, list[int]]] = {}  # barrier xid -> (seq, op xids before it)
+        self._pending: list[int] = []
+
+    def sent(self, xid: int, op: FlowOp | GroupOp) -> None:
+        with self._lock:
+            self._ops[xid] = op
+            self._pending.append(xid)
+
+    def barrier(self, xid: int, seq: int) -> None:
+        with self._lock:
+            self._barriers[xid] = (seq, self._pending)
+            self._pending = []
+
+    def barrier_replied(self, xid: int) -> int | None:
+        """The sequence number the barrier confirms, or None when `xid` is not one of our barriers."""
+        with self._lock:
+            done = self._barriers.pop(xid, None)
+            if done is None:
+                return None
+            seq, xids = done
+            for before in xids:
+                self._ops.pop(before, None)
+            return seq
+
+    def op_of(self, xid: int) -> FlowOp | GroupOp | None:
+        with self._lock:
+            return self._ops.get(xid)
+
+
 class Routing:
     def __init__(self, config: Config, capabilities: Capabilities, *, clock: Callable[[], float] = time.monotonic):
         self.config = config
