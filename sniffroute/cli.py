@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -99,8 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+REPLAY_GC_THRESHOLD = 100_000  # a replay allocates millions of objects that live as long as the RIB
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    # Nothing a replay builds is garbage until it ends: the cyclic collector's default pace (every 700
+    # allocations) only re-walks the growing RIB. Measured: 6-12 % of the replay time.
+    gc.freeze()
+    gc.set_threshold(REPLAY_GC_THRESHOLD, 50, 100)
     # A replay only stores the outcome: no per-change bookkeeping for a FIB.
     pipeline = Pipeline(
         Rib(track_changes=False),
