@@ -151,10 +151,11 @@ _REASON_CODES = {reason: code for code, reason in enumerate(_REASONS)}
 _ONLY_PATH = _REASON_CODES[Reason.ONLY_PATH]
 
 
-def _route_rows(rib: Rib, path_id_of: Callable[[Path], int], known: dict[int, int]) -> list[tuple[Any, ...]]:
+def _route_rows(
+    rib: Rib, ospf_wins: set[tuple[tuple[int, int], bytes]], path_id_of: Callable[[Path], int], known: dict[int, int]
+) -> list[tuple[Any, ...]]:
     """One row per path, in key order (a B-tree takes sorted inserts fastest). A BGP best path is stored as best
-    only when the Loc-RIB uses BGP for its prefix."""
-    ospf_wins = ospf_selected(rib)
+    only when the Loc-RIB uses BGP for its prefix (not in `ospf_wins`)."""
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     for family, table in rib.tables.items():
@@ -201,11 +202,11 @@ def ospf_selected(rib: Rib) -> set[tuple[tuple[int, int], bytes]]:
     }
 
 
-def ospf_route_rows(rib: Rib) -> list[tuple[int, bytes, int, str]]:
+def ospf_route_rows(rib: Rib, ospf_wins: set[tuple[tuple[int, int], bytes]]) -> list[tuple[int, bytes, int, str]]:
     rows = []
     for family, table in rib.ospf.items():
         for prefix, route in table.items():
-            best = rib.selected_protocol(family, prefix) == "ospf"
+            best = (family, prefix) in ospf_wins
             rows.append((family_code(family), prefix, int(best), json.dumps(ospf_route_json(route, best))))
     return rows
 
@@ -314,13 +315,14 @@ class Store:
                 return found
 
             insert = "INSERT INTO routes VALUES (?,?,?,?,?,?,?)"
-            rows = _route_rows(rib, path_id_of, path_ids)  # path_ids: filled by path_id_of, read inline
+            ospf_wins = ospf_selected(rib)  # prefixes whose Loc-RIB route is OSPF's: decided once for both tables
+            rows = _route_rows(rib, ospf_wins, path_id_of, path_ids)  # path_ids: filled by path_id_of, read inline
             for start in range(0, len(rows), 50_000):
                 db.executemany(insert, rows[start : start + 50_000])
             written = len(rows)
             db.executemany("INSERT INTO attrs VALUES (?,?)", attr_rows)
             db.executemany("INSERT INTO paths VALUES (?,?,?,?,?,?,?)", path_rows)
-            db.executemany("INSERT INTO ospf_routes VALUES (?,?,?,?)", ospf_route_rows(rib))
+            db.executemany("INSERT INTO ospf_routes VALUES (?,?,?,?)", ospf_route_rows(rib, ospf_wins))
             if lsdb is not None:
                 db.executemany("INSERT INTO lsas VALUES (?,?,?,?,?,?,?,?,?)", lsa_rows(lsdb, now))
             for name, value in (documents or {}).items():
