@@ -26,6 +26,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
 from sniffroute.backends import LiveEngine
+from sniffroute.backends.of13_packets import pack_packet_out, read_packet_in
 from sniffroute.backends.routing import OpLedger
 from sniffroute.fib import (
     OPENFLOW_13,
@@ -247,16 +248,27 @@ def _flow_mod(datapath: Any, flow: PuntFlow, metered: bool) -> Any:
 
 
 def _packet_out(datapath: Any, out: PacketOut) -> None:
-    ofp, parser = datapath.ofproto, datapath.ofproto_parser
-    datapath.send_msg(
-        parser.OFPPacketOut(
-            datapath,
-            buffer_id=ofp.OFP_NO_BUFFER,
-            in_port=ofp.OFPP_CONTROLLER,
-            actions=[parser.OFPActionOutput(out.port, NO_BUFFER)],
-            data=out.frame,
-        )
-    )
+    datapath.send(pack_packet_out(out.port, out.frame))
+
+
+_OSKEN_PACKET_IN_PARSER = ofproto_v1_3_parser._MSG_PARSERS[ofproto_v1_3.OFPT_PACKET_IN]
+_PACKET_IN_LOCK = threading.Lock()  # two connections overlap while a switch reconnects
+
+
+def _packet_in_parser(datapath: Any, version: int, msg_type: int, msg_len: int, xid: int, buf: Any) -> Any:
+    """Stands in for os-ken's packet-in parser on its receive thread: a packet-in that reads cleanly goes straight
+    to the engine and no message object or event is made (None tells os-ken there is nothing to dispatch); any
+    other goes to os-ken's parser and on to `SniffrouteOsKen.packet_in`."""
+    engine = SniffrouteOsKen.engine
+    packet_in = read_packet_in(buf) if engine is not None else None
+    if packet_in is None:
+        return _OSKEN_PACKET_IN_PARSER(datapath, version, msg_type, msg_len, xid, buf)
+    try:
+        with _PACKET_IN_LOCK:
+            engine.packet_in(*packet_in)  # type: ignore[union-attr]
+    except Exception:  # the receive thread carries the whole OpenFlow connection: report, never end it
+        log.exception("packet-in from port %d failed", packet_in.in_port)
+    return None
 
 
 def start(engine: LiveEngine) -> Callable[[], None]:
@@ -272,8 +284,10 @@ def start(engine: LiveEngine) -> Callable[[], None]:
         project="os_ken",
     )
     SniffrouteOsKen.engine = engine
-    # Flow stats entries stay raw bytes, read by `flow_from_raw` (os-ken's own parsing is far slower).
+    # Flow stats entries stay raw bytes, read by `flow_from_raw` (os-ken's own parsing is far slower), and
+    # packet-ins are read by `read_packet_in` on the receive thread.
     ofproto_v1_3_parser.OFPFlowStatsReply.cls_stats_body_cls = RawFlowStats
+    ofproto_v1_3_parser._MSG_PARSERS[ofproto_v1_3.OFPT_PACKET_IN] = _packet_in_parser
     if engine.routing is None:
         engine.enable_routing(OPENFLOW_13)
     manager = AppManager.get_instance()
