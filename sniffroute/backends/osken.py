@@ -26,7 +26,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
 from sniffroute.backends import LiveEngine
-from sniffroute.backends.of13_packets import pack_packet_out, read_packet_in
+from sniffroute.backends.openflow_packets import pack_packet_out, read_packet_in
 from sniffroute.backends.routing import OpLedger
 from sniffroute.fib import (
     OPENFLOW_13,

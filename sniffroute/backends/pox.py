@@ -8,7 +8,7 @@ reconcile): TCP_NODELAY on the OpenFlow socket (POX leaves
 Nagle on, which can hold replies for the switch's delayed ACK), a lowest-priority drop flow so that only punt
 flows reach the controller, and the punt flows with whole frames. OpenFlow 1.0 cannot match IPv6 addresses, so
 IPv6 is punted by the router's MAC and the multicast MACs it listens on. TAP reader threads hand packet-outs to
-POX's cooperative thread with `core.call_later`. Route flows: the switch's flows are read back (flow stats) and the
+POX's cooperative thread in batches (`PacketOuts`). Route flows: the switch's flows are read back (flow stats) and the
 FIB sends only the difference (`PoxFlows`). OpenFlow 1.0 has no TTL decrement, no select groups (ECMP uses one
 path) and no IPv6 matches (IPv6 routes are reported unsupported); its deletes cannot filter by cookie, so punt
 flows of an earlier run with another configuration stay until the switch restarts.
@@ -31,6 +31,7 @@ from pox.core import core
 from pox.lib.addresses import EthAddr, IPAddr
 
 from sniffroute.backends import LiveEngine, start_session_holder
+from sniffroute.backends.openflow_packets import pack_packet_out_10
 from sniffroute.backends.routing import OpLedger
 from sniffroute.config import ConfigError, load_config
 from sniffroute.fib import (
@@ -82,7 +83,7 @@ class SniffroutePox:
             connection.send(_flow_mod(flow))
         connection.send(of.ofp_barrier_request())
         self.connection = connection
-        self.engine.attach(lambda out: _send_later(connection, out))
+        self.engine.attach(PacketOuts(connection).send)
         log.info("switch %016x connected; punt flows installed", event.dpid)
         routing = self.engine.routing
         if routing is not None:
@@ -165,10 +166,27 @@ def _flow_mod(flow: PuntFlow) -> Any:
     )
 
 
-def _send_later(connection: Any, out: PacketOut) -> None:
-    """From a TAP thread: pack here, send on POX's thread."""
-    message = of.ofp_packet_out(data=out.frame, action=of.ofp_action_output(port=out.port))
-    core.call_later(connection.send, message.pack())
+class PacketOuts:
+    """Packet-outs from the TAP threads, packed there and sent on POX's thread in batches: each `call_later`
+    wakes POX's loop through a pipe, so one wake-up carries every packet-out queued since the last."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+
+    def send(self, out: PacketOut) -> None:
+        message = pack_packet_out_10(out.port, out.frame)
+        with self._lock:
+            self._pending.append(message)
+            if len(self._pending) > 1:
+                return  # a flush is already scheduled and will take this one too
+        core.call_later(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        self._connection.send(b"".join(pending))
 
 
 def launch(config: str, db: str | None = None) -> None:

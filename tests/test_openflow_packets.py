@@ -1,4 +1,4 @@
-"""Packet-ins read and packet-outs packed by sniffroute.backends.of13_packets, against os-ken's own serialisation
+"""Packet-ins read and packet-outs packed by sniffroute.backends.openflow_packets, against os-ken's own serialisation
 and parser (the oracle)."""
 
 from __future__ import annotations
@@ -12,9 +12,14 @@ from hypothesis import strategies as st
 
 pytest.importorskip("os_ken")
 
-from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser  # noqa: E402
+from os_ken.ofproto import ofproto_v1_0, ofproto_v1_0_parser, ofproto_v1_3, ofproto_v1_3_parser  # noqa: E402
 
-from sniffroute.backends.of13_packets import PacketIn, pack_packet_out, read_packet_in  # noqa: E402
+from sniffroute.backends.openflow_packets import (  # noqa: E402
+    PacketIn,
+    pack_packet_out,
+    pack_packet_out_10,
+    read_packet_in,
+)
 
 DATAPATH = SimpleNamespace(ofproto=ofproto_v1_3, ofproto_parser=ofproto_v1_3_parser, id=1)
 FRAME = bytes.fromhex("02570000 00fe0257 00000001 0800") + bytes(range(256)) * 6  # 1550 bytes
@@ -84,3 +89,19 @@ def test_packet_out_is_byte_for_byte_osken(port: int) -> None:
     message.set_xid(0)
     message.serialize()
     assert pack_packet_out(port, FRAME) == bytes(message.buf)
+
+
+@pytest.mark.parametrize("port", [1, 0xFF00 - 1])
+def test_openflow_10_packet_out_is_byte_for_byte_osken(port: int) -> None:
+    datapath = SimpleNamespace(ofproto=ofproto_v1_0, ofproto_parser=ofproto_v1_0_parser, id=1)
+    parser = ofproto_v1_0_parser
+    message = parser.OFPPacketOut(
+        datapath,
+        buffer_id=ofproto_v1_0.OFP_NO_BUFFER,
+        in_port=ofproto_v1_0.OFPP_NONE,
+        actions=[parser.OFPActionOutput(port, 0)],
+        data=FRAME,
+    )
+    message.set_xid(0)
+    message.serialize()
+    assert pack_packet_out_10(port, FRAME) == bytes(message.buf)

@@ -1,9 +1,9 @@
-"""OpenFlow 1.3 packet-in and packet-out, read and packed with struct: the tunnel's per-frame path.
+"""Packet-ins read and packet-outs packed with struct: the tunnel's per-frame path.
 
 os-ken turns every packet-in into a message object, its match into field objects and the message into an event
-handed to the app's thread; a packet-out goes the other way. At thousands of frames a second that is most of
-the controller's time, so the os-ken backend reads packet-ins and packs packet-outs here, byte for byte what
-os-ken reads and writes (tests compare the two).
+handed to the app's thread; POX and os-ken build an object per packet-out. At thousands of frames a second that
+is most of the controller's time, so the backends read and pack those messages here, byte for byte what os-ken
+reads and writes (tests compare the two; os-ken's OpenFlow 1.0 codec stands in for POX's).
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-OFP_VERSION_13 = 4
+OFP_VERSION_10, OFP_VERSION_13 = 1, 4
 OFPT_PACKET_IN, OFPT_PACKET_OUT = 10, 13
 OFPP_CONTROLLER, OFP_NO_BUFFER = 0xFFFFFFFD, 0xFFFFFFFF
+OFPP10_NONE = 0xFFFF
 OXM_OF_IN_PORT = 0x8000_0004  # class OPENFLOW_BASIC, field IN_PORT, no mask, 4 bytes
 OFPMT_OXM = 1
 _HEADER = struct.Struct("!BBHI")
@@ -23,6 +24,9 @@ _PORT = struct.Struct("!I")
 # header, buffer_id, in_port, actions_len, pad(6); then one output action: type, len, port, max_len, pad(6)
 _PACKET_OUT_HEAD = struct.Struct("!BBHIIIH6xHHIH6x")
 _OUTPUT_ACTION_LEN = 16
+# OpenFlow 1.0: header, buffer_id, in_port, actions_len; one output action: type, len, port, max_len
+_PACKET_OUT_10_HEAD = struct.Struct("!BBHIIHHHHHH")
+_OUTPUT_ACTION_10_LEN = 8
 MATCH_OFFSET = 24  # where ofp_match starts in a packet-in
 
 
@@ -64,5 +68,15 @@ def pack_packet_out(port: int, frame: bytes, xid: int = 0) -> bytes:
     head = _PACKET_OUT_HEAD.pack(
         OFP_VERSION_13, OFPT_PACKET_OUT, length, xid, OFP_NO_BUFFER, OFPP_CONTROLLER, _OUTPUT_ACTION_LEN,
         0, _OUTPUT_ACTION_LEN, port, 0xFFFF,
+    )  # fmt: skip
+    return head + frame
+
+
+def pack_packet_out_10(port: int, frame: bytes, xid: int = 0) -> bytes:
+    """The OpenFlow 1.0 packet-out of `frame` through switch port `port`: no buffer, in_port NONE."""
+    length = _PACKET_OUT_10_HEAD.size + len(frame)
+    head = _PACKET_OUT_10_HEAD.pack(
+        OFP_VERSION_10, OFPT_PACKET_OUT, length, xid, OFP_NO_BUFFER, OFPP10_NONE, _OUTPUT_ACTION_10_LEN,
+        0, _OUTPUT_ACTION_10_LEN, port, 0,
     )  # fmt: skip
     return head + frame
