@@ -6,7 +6,7 @@ import ipaddress
 import struct
 from collections.abc import Sequence
 
-from sniffroute.backends.routing import Routing, flow_text
+from sniffroute.backends.routing import ROUTES_PER_STEP, Routing, flow_text
 from sniffroute.config import parse_config
 from sniffroute.fib import OPENFLOW_13, Barrier, FlowCommand, FlowOp, Op, RouteEntry
 
@@ -159,3 +159,21 @@ def test_flows_command_marks_what_the_switch_lacks(tmp_path, capsys) -> None:  #
         store.save(Rib(), {"fib": driver.document()})
     assert main(["flows", "--json", "--db", str(db)]) == 0
     assert json.loads(capsys.readouterr().out)["converged"]
+
+
+def test_a_full_table_goes_out_in_chunks_each_closed_by_a_barrier() -> None:
+    driver, switch, now = routing()
+    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
+    driver.read_back([], [])
+    table = ipaddress.ip_network("16.0.0.0/8").subnets(new_prefix=24)
+    nets = [net for net, _ in zip(table, range(ROUTES_PER_STEP * 2 + 10), strict=False)]
+    driver.routes_changed({net: RouteEntry(net, (PEER,), "bgp", 20) for net in nets})
+    steps = []
+    while driver._wake.is_set() or not steps:
+        driver._wake.clear()
+        before = len(switch.ops)
+        driver._step(now[0])
+        steps.append(switch.ops[before:])
+    assert [sum(isinstance(op, FlowOp) for op in ops) for ops in steps] == [ROUTES_PER_STEP, ROUTES_PER_STEP, 10]
+    assert all(isinstance(ops[-1], Barrier) for ops in steps)
+    assert set(nets) <= set(flows(switch.ops))

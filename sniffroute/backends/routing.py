@@ -14,6 +14,7 @@ entries the live RIB has not confirmed within `RESTORE_GRACE_SECONDS` are withdr
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
 import socket
 import threading
@@ -47,6 +48,9 @@ KERNEL_POLL_SECONDS = 1.0
 AUDIT_SECONDS = 30.0  # how often the switch's route flows are read again, for `sniffroute flows`
 AUDIT_QUIET_SECONDS = 1.0  # ... and once changes have settled for this long
 RESTORE_GRACE_SECONDS = 90.0
+# A big change (a full table) is planned and sent this many routes at a time: the switch applies one chunk's
+# flow mods while the next is planned, instead of waiting for the whole plan.
+ROUTES_PER_STEP = 5_000
 DOCUMENT_ROUTES_PER_SECOND = 50_000  # a big table's document is rebuilt at most every routes / this seconds
 DISCARD_PORT = 9  # RFC 863: a datagram toward it makes the kernel resolve the address, and nobody minds it
 ETH_TYPE_ARP = b"\x08\x06"
@@ -319,7 +323,13 @@ class Routing:
     def _drain(self, now: float) -> None:
         """Apply queued inputs (lock held)."""
         if self._routes:
-            routes, self._routes = self._routes, {}
+            if len(self._routes) <= ROUTES_PER_STEP:
+                routes, self._routes = self._routes, {}
+            else:
+                routes = dict(itertools.islice(self._routes.items(), ROUTES_PER_STEP))
+                for prefix in routes:
+                    del self._routes[prefix]
+                self._wake.set()  # the rest in the next step, right after this chunk is sent
             for prefix, entry in routes.items():
                 self.restored.discard(prefix)
                 if entry is None:
