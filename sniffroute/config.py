@@ -28,6 +28,10 @@ DEFAULT_HOLD_TIME = 90
 DEFAULT_OPENFLOW_PORT = 6653
 DEFAULT_PUNT_METER_PPS = 20_000  # what the punt flows may send to the controller (OpenFlow 1.3 meter)
 DEFAULT_SAVE_INTERVAL = 1.0  # seconds between writes of the RIB to the store
+# Seconds the BGP routes restored from the store at start are held stale for a peer to come back, and then for its
+# new session to announce them again: graceful restart's usual restart time (RFC 4724 4.2, 120 s by default in
+# FRR, Junos and Cisco IOS).
+DEFAULT_RESTORE_HOLD = 120.0
 DEFAULT_TUN_DEVICE = "/dev/net/tun"
 BACKENDS = ("osken", "pox")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -97,6 +101,7 @@ class Config:
     save_interval: float
     log_level: str
     tun_device: str = DEFAULT_TUN_DEVICE  # the TUN/TAP clone device (another node of it, char 10:200, works too)
+    restore_hold: float = DEFAULT_RESTORE_HOLD
     source: str = ""
 
 
@@ -128,6 +133,7 @@ def parse_config(document: dict[str, Any], *, source: str = "", base: Path | Non
         "save_interval",
         "log_level",
         "tun_device",
+        "restore_hold",
     }
     _no_unknown(document, known, "")
     router_mac = _mac(_get(document, "router_mac", str, ""), "router_mac")
@@ -157,8 +163,12 @@ def parse_config(document: dict[str, Any], *, source: str = "", base: Path | Non
     if log_level not in LOG_LEVELS:
         raise ConfigError("log_level", f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     tun_device = _get(document, "tun_device", str, "", DEFAULT_TUN_DEVICE)
+    restore_hold = _number(document, "restore_hold", "", DEFAULT_RESTORE_HOLD)
+    if restore_hold <= 0:
+        raise ConfigError("restore_hold", "must be a positive number of seconds")
     return Config(
         tun_device=tun_device,
+        restore_hold=restore_hold,
         router_mac=router_mac,
         interfaces=interfaces,
         peers=peers,

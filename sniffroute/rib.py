@@ -11,7 +11,7 @@ prefix. Changes to best paths are collected and handed out by `commit()`, for th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -257,6 +257,52 @@ class Rib:
             for prefix in [p for p, c in table.items() if type(c) is dict and not c]:
                 del table[prefix]
         return removed
+
+    # -- restart -----------------------------------------------------------------------------------------------
+    def restore(
+        self,
+        peers: Iterable[Peer],
+        routes: Iterable[tuple[AfiSafi, bytes, int | None, Path]],
+        *,
+        stale_until: float | None = None,
+    ) -> int:
+        """Put a RIB read back from the store (sniffroute.rib_store) into this empty one and settle its best
+        paths; returns the paths restored. `routes` name their peers by the ids in `peers`.
+
+        With `stale_until`, every peer that has routes is held stale until then, as the routes of a peer in
+        graceful restart are (RFC 4724 4.2): sniffroute.sessions ends it (`SessionTracker.adopt_restored`)."""
+        if self.peers or any(self.tables.values()):
+            raise ValueError("a RIB is restored only into an empty one")
+        ids: dict[int, int] = {}
+        for stored in peers:
+            peer = self.add_peer(stored.address, stored.local_address)
+            ids[stored.id] = peer.id
+            peer.asn, peer.local_asn, peer.router_id = stored.asn, stored.local_asn, stored.router_id
+            peer.state, peer.possibly_stale = stored.state, stored.possibly_stale
+            peer.generation = stored.generation
+            peer.sessions_seen = max(stored.sessions_seen, stored.generation)  # a new session's OPEN comes after
+        renamed: dict[int, Path] = {}
+        with_routes: set[int] = set()
+        count = 0
+        tracking, self.track_changes = self.track_changes, False  # a FIB starts from the whole table, not changes
+        for family, prefix, path_id, path in routes:
+            if ids[path.peer] != path.peer:
+                moved = renamed.get(id(path))
+                if moved is None:
+                    moved = renamed[id(path)] = replace(path, peer=ids[path.peer])
+                path = moved
+            self.announce(family, [prefix], None if path_id is None else [path_id], path)
+            with_routes.add(path.peer)
+            count += 1
+        self.stats = RibStats()  # nothing was announced on the wire
+        if stale_until is not None:
+            for peer_id in with_routes:
+                peer = self.peers[peer_id]
+                peer.state = PeerState.STALE
+                peer.stale_deadline = stale_until
+        self.commit()
+        self.track_changes = tracking
+        return count
 
     # -- best path -----------------------------------------------------------------------------------------
     def best(self, family: AfiSafi, prefix: bytes) -> tuple[Source, Path, Reason] | None:

@@ -100,6 +100,16 @@ class BgpStats:
     actions: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(slots=True)
+class RestoredHold:
+    """A peer whose routes were restored from the store: their generation, and how long a new session may take
+    to announce them again (deadline: set once it took over)."""
+
+    generation: int
+    hold: float
+    deadline: float | None = None
+
+
 class SessionTracker:
     """Consumes stream events for BGP connections; keeps sessions, speakers and the RIB current."""
 
@@ -111,6 +121,7 @@ class SessionTracker:
         self.stats = BgpStats()
         self._peers: dict[tuple[str, str], Peer] = {}
         self._stale: set[int] = set()
+        self._restored: dict[int, RestoredHold] = {}  # peers whose routes came from the store (adopt_restored)
         self._on_gap = on_gap
 
     # -- stream events -------------------------------------------------------------------------------------
@@ -147,6 +158,47 @@ class SessionTracker:
     def finish(self, now: float) -> None:
         """End of input: sessions still open stay up (their routes stay); stale timers are checked."""
         self._expire_stale(now)
+        if self._restored:
+            self._expire_restored(now)
+
+    def expire(self, now: float) -> None:
+        """Check the stale timers without an event (a live controller whose peers have gone quiet)."""
+        self._expire_stale(now)
+        if self._restored:
+            self._expire_restored(now)
+
+    # -- routes restored from the store ------------------------------------------------------------------------
+    def adopt_restored(self, hold: float) -> None:
+        """Take over the peers `Rib.restore` put in the RIB, their routes held stale, as after a graceful restart
+        of their sessions (RFC 4724 4.2), with these bounds:
+
+        - the peer never comes back: its routes go at the peer's `stale_deadline` (set by `Rib.restore`);
+        - a new session from it (an OPEN seen) takes over: its announcements replace the restored routes, and
+          the restored routes it did not announce again go at its End-of-RIB for the family, or `hold` seconds
+          after it took over when no End-of-RIB comes;
+        - a session that was under way across the restart (UPDATEs without an OPEN) keeps the restored routes
+          as its own, the peer marked possibly stale: what it sent meanwhile was not seen.
+        """
+        for peer in self.rib.peers.values():
+            self._peers.setdefault((peer.address, peer.local_address), peer)
+            if peer.state is PeerState.STALE:
+                self._stale.add(peer.id)
+                self._restored[peer.id] = RestoredHold(peer.generation, hold)
+
+    def _expire_restored(self, now: float) -> None:
+        for peer_id, held in list(self._restored.items()):
+            peer = self.rib.peers[peer_id]
+            if peer.state is PeerState.DOWN:
+                del self._restored[peer_id]  # flushed with the peer
+            elif peer.generation == held.generation:
+                if peer.state is PeerState.ESTABLISHED:  # a session that carried on across the restart
+                    peer.possibly_stale = True
+                    del self._restored[peer_id]
+            elif held.deadline is None:
+                held.deadline = now + held.hold  # a new session took over since the last check
+            elif now >= held.deadline:
+                self.rib.flush_peer(peer_id, older_than=held.generation + 1)
+                del self._restored[peer_id]
 
     # -- speakers and peers --------------------------------------------------------------------------------
     def _speaker(self, conn_id: int, flow: Flow, now: float) -> Speaker:

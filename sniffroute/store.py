@@ -1,7 +1,8 @@
 """The RIB on disk: SQLite in WAL mode, so `sniffroute rib` in another process reads what a replay (or the live
 controller) wrote while it writes.
 
-Layout: one row per distinct attribute set (`attrs`, JSON), one per UPDATE announcement (`paths`: peer, attribute
+Layout: one row per distinct attribute set (`attrs`: JSON for `rib`, and wire bytes from which
+sniffroute.rib_store restores it exactly), one per UPDATE announcement (`paths`: peer, attribute
 set, next hop, time), and one narrow row per route (`routes`, WITHOUT ROWID, keyed by family, wire prefix, peer and
 path id). A full table has few attribute sets and paths, so a route costs a few dozen bytes.
 """
@@ -20,13 +21,14 @@ from parsers.bgp.attributes import PathAttributes, as_path_json, format_communit
 from parsers.bgp.constants import Afi, AttrCode, Origin, family_name
 from parsers.bgp.nlri import covering_prefixes, prefix_from_text, prefix_to_text
 from sniffroute.rib import Path, Reason, Rib
+from sniffroute.rib_store import LoadedRib, attributes_wire, ensure_wire_columns, load_rib
 
 if TYPE_CHECKING:  # the OSPF codec loads only when LSAs are written or read: `rib` on BGP starts faster
     from parsers.ospf.lsa import Lsa
     from sniffroute.ospf.lsdb import Lsdb
     from sniffroute.ospf.spf import OspfRoute
 
-SCHEMA_VERSION = 2  # 2: OSPF routes and LSAs
+SCHEMA_VERSION = 3  # 2: OSPF routes and LSAs; 3: attribute sets also as wire bytes (sniffroute.rib_store)
 CACHE_KIB = 65536  # a full table is rewritten in one transaction: a small page cache spills it to disk midway
 NO_PATH_ID = -1  # primary-key columns cannot be NULL; ADD-PATH identifiers are 0..2**32-1
 _REASONS = list(Reason)
@@ -52,7 +54,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS peers (
     id INTEGER PRIMARY KEY, address TEXT NOT NULL, local_address TEXT NOT NULL, asn INTEGER, local_asn INTEGER,
     router_id TEXT, state TEXT NOT NULL, possibly_stale INTEGER NOT NULL, generation INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS attrs (id INTEGER PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS attrs (
+    id INTEGER PRIMARY KEY, json TEXT NOT NULL, wire BLOB, wire_as4 INTEGER, wire_errors TEXT);
 CREATE TABLE IF NOT EXISTS paths (
     id INTEGER PRIMARY KEY, peer INTEGER NOT NULL, attrs INTEGER NOT NULL, next_hop TEXT, next_hop_ll TEXT,
     since REAL NOT NULL, generation INTEGER NOT NULL);
@@ -263,6 +266,7 @@ class Store:
         Loc-RIB uses BGP for its prefix) and the LSDB's LSAs with their age at `now`; returns routes written."""
         db = self.db
         with db:
+            ensure_wire_columns(db)  # a store an older sniffroute created
             for table in ("peers", "attrs", "paths", "routes", "documents", "ospf_routes", "lsas"):
                 db.execute(f"DELETE FROM {table}")
             db.execute(
@@ -288,7 +292,7 @@ class Store:
             )
             attr_ids: dict[int, int] = {}
             path_ids: dict[int, int] = {}
-            attr_rows: list[tuple[int, str]] = []
+            attr_rows: list[tuple[Any, ...]] = []
             path_rows: list[tuple[Any, ...]] = []
 
             def path_id_of(path: Path) -> int:
@@ -299,7 +303,8 @@ class Store:
                     attrs_id = attr_ids.get(attrs_key)
                     if attrs_id is None:
                         attrs_id = attr_ids[attrs_key] = len(attr_ids) + 1
-                        attr_rows.append((attrs_id, json.dumps(attributes_json(path.attrs))))
+                        shown = json.dumps(attributes_json(path.attrs))
+                        attr_rows.append((attrs_id, shown, *attributes_wire(path.attrs)))
                     found = path_ids[key] = len(path_ids) + 1
                     path_rows.append(
                         (
@@ -320,7 +325,7 @@ class Store:
             for start in range(0, len(rows), 50_000):
                 db.executemany(insert, rows[start : start + 50_000])
             written = len(rows)
-            db.executemany("INSERT INTO attrs VALUES (?,?)", attr_rows)
+            db.executemany("INSERT INTO attrs (id, json, wire, wire_as4, wire_errors) VALUES (?,?,?,?,?)", attr_rows)
             db.executemany("INSERT INTO paths VALUES (?,?,?,?,?,?,?)", path_rows)
             db.executemany("INSERT INTO ospf_routes VALUES (?,?,?,?)", ospf_route_rows(rib, ospf_wins))
             if lsdb is not None:
@@ -333,6 +338,10 @@ class Store:
     def document(self, name: str) -> Any:
         row = self.db.execute("SELECT json FROM documents WHERE name = ?", (name,)).fetchone()
         return json.loads(row[0]) if row else None
+
+    def load_rib(self) -> LoadedRib:
+        """The BGP RIB exactly as saved: peers and every path with its attributes (sniffroute.rib_store)."""
+        return load_rib(self.db)
 
     def peers(self) -> list[dict[str, Any]]:
         cols = [

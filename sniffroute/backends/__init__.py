@@ -50,6 +50,7 @@ DRAIN_QUIET_SECONDS = 0.1
 KEEPALIVE = MessageType.KEEPALIVE.name.lower()  # how sniffroute.sessions counts them
 DRAIN_LIMIT_SECONDS = 1.0
 COMMIT_INTERVAL_SECONDS = 0.05  # under a steady stream of frames, the RIB is still committed this often
+EXPIRE_INTERVAL_SECONDS = 1.0  # stale routes (graceful restart, restored) expire on time even without frames
 FIB_DOCUMENT = "fib"
 Send = Callable[[PacketOut], None]
 
@@ -92,6 +93,7 @@ class LiveEngine:
         self._locrib: LocRib | None = None  # built and used on the pipeline thread only
         self._saved_fib: Any = None  # the "fib" document a previous run left in the store
         self._saved_documents: dict[str, Any] = {}
+        self._freeze_rib = threading.Event()  # shutting down: the store keeps the RIB as it is now
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -113,6 +115,33 @@ class LiveEngine:
         for number, tap in enumerate(self._taps):
             self._spawn(lambda n=number, t=tap: self._tap_loop(n, t), f"sniffroute-tap-{tap.interface.name}")
         log.info("TAPs up: %s", ", ".join(t.interface.name for t in self._taps))
+
+    def _restore_rib(self, store: Store) -> None:
+        """The BGP RIB a previous run saved, held stale until the peers' sessions are back (SessionTracker.
+        adopt_restored): `sniffroute rib` shows it from the first save on, and the restored forwarding entries
+        have it behind them. Run by the pipeline thread before any frame and any save: a full table takes
+        seconds, and the switch connection and the TAPs need not wait for it (frames queue meanwhile)."""
+        loaded = store.load_rib()
+        if loaded.problem is not None:
+            log.warning("BGP RIB not restored: %s", loaded.problem)
+            return
+        if not loaded.routes:
+            return
+        hold = self.config.restore_hold
+        try:
+            count = self.pipeline.rib.restore(loaded.peers, loaded.routes, stale_until=time.time() + hold)
+            self.pipeline.sessions.adopt_restored(hold)
+        except Exception:  # a bug must not keep the controller down: start empty, as without a store
+            log.exception("BGP RIB not restored")
+            self.pipeline = Pipeline(on_gap=self._gap)
+            return
+        peers = len({route.path.peer for route in loaded.routes})
+        log.info("restored %d BGP paths of %d peers from the store, stale until their sessions are back", count, peers)
+
+    def freeze_rib(self) -> None:
+        """Shutting down: the sessions are about to close and the RIB to empty. The store keeps the RIB as it is
+        now (routes and peers), for the next start to restore; later saves update the documents only."""
+        self._freeze_rib.set()
 
     def enable_routing(self, capabilities: Capabilities) -> Routing:
         """Routes as flows: a Fib for this switch protocol, restored from what a previous run stored."""
@@ -219,17 +248,23 @@ class LiveEngine:
 
     def _pipeline_loop(self) -> None:
         store = Store(self.store_path)
+        self._restore_rib(store)
         feed = self.pipeline.feed_frame
         ethernet = int(LinkType.ETHERNET)
         next_save = time.monotonic()
         next_commit = next_save
+        next_expire = next_save
         saved_signature: tuple[Any, ...] | None = None
+        frozen = False
         try:
             while True:
                 try:
                     item = self._frames.get(timeout=PIPELINE_POLL_SECONDS)
                 except queue.Empty:
                     item = ()
+                if not frozen and self._freeze_rib.is_set():
+                    self._save(store)  # before any frame queued after the request is fed
+                    frozen = True
                 if item is None:
                     break
                 if item:
@@ -238,19 +273,25 @@ class LiveEngine:
                         feed(ethernet, item[0], item[1])
                     except Exception:  # a pipeline bug must not stop the tunnel: count it, say it once
                         self._failed("feed")
+                if time.monotonic() >= next_expire:
+                    self.pipeline.sessions.expire(time.time())
+                    next_expire = time.monotonic() + EXPIRE_INTERVAL_SECONDS
                 if self.routing is not None and (self._frames.empty() or time.monotonic() >= next_commit):
                     self._commit()
                     next_commit = time.monotonic() + COMMIT_INTERVAL_SECONDS
                 if time.monotonic() >= next_save:
                     # A full table is rewritten only when routes or sessions changed, not for each KEEPALIVE.
                     signature = self._rib_signature()
-                    if signature != saved_signature:
+                    if signature != saved_signature and not frozen:
                         if self._save(store):
                             saved_signature = signature
                     else:
                         self._save_documents(store)
                     next_save = time.monotonic() + self.config.save_interval
-            self._save(store)
+            if frozen:
+                self._save_documents(store)
+            else:
+                self._save(store)
         finally:
             store.close()
 
@@ -358,8 +399,10 @@ def start_session_holder(config: Config, engine: LiveEngine | None = None) -> Ca
     thread.start()
 
     def stop() -> None:
-        if engine is not None and engine.routing is not None:
-            engine.routing.freeze()  # the peers' routes leave the RIB now; the switch's flows must stay
+        if engine is not None:
+            engine.freeze_rib()  # the peers' routes leave the RIB now; the store keeps them for the next start
+            if engine.routing is not None:
+                engine.routing.freeze()  # ... and the switch its flows
         deadline = time.monotonic() + HOLDER_STOP_SECONDS
         while thread.is_alive() and time.monotonic() < deadline:
             try:

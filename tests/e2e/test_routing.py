@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -316,6 +318,34 @@ def restart_controller(controller: Controller, switch: Switch) -> None:
     wait_for("the switch to connect", switch.connected, deadline=deadline)
 
 
+class RibWatch:
+    """The controller's best BGP routes as its store shows them (prefix -> stale), read every 50 ms on a thread of
+    its own: what `sniffroute rib` printed at each moment of a restart."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.seen: list[dict[str, bool]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rib-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from sniffroute.store import Store, StoreError
+
+        while not self._stop.wait(0.05):
+            try:
+                with Store(self.store, create=False) as store:
+                    routes = store.routes(protocol="bgp")
+            except (StoreError, sqlite3.Error):
+                continue
+            self.seen.append({route["prefix"]: route["stale"] for route in routes if route["best"]})
+
+    def stop(self) -> list[dict[str, bool]]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.seen
+
+
 def start_ping(address: str, count: int) -> subprocess.Popen[str]:
     argv = in_ns(HOST_NS, ["ping", "-n", "-c", str(count), "-i", "0.01", "-W", "1", address])
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -490,13 +520,24 @@ def test_controller_restart_loses_no_pings(routed: tuple[Controller, Bed], signa
     time.sleep(0.5)
     if signal_name == "KILL":
         controller.daemon.stop_signal = 9
+    watch = RibWatch(controller.store)
     controller.lab.stop(controller.daemon, grace=10)
     started = time.monotonic()
     restart_controller(controller, switch)
     wait_converged(controller, switch, (COVERING, SPECIFIC, CONTESTED))
+    seen = watch.stop()
     pings = finish_ping(ping)
     print(f"\n[{controller.backend}] restart after SIG{signal_name}: {pings}; "
           f"sessions and flows back in {time.monotonic() - started:.1f} s")  # fmt: skip
+    # The RIB came back from the store at once: every route shown stale (only the restored RIB marks them so; the
+    # first run stored them with their sessions up) before the sessions were back, and never missing since.
+    prefixes = {COVERING, SPECIFIC, CONTESTED}
+    restored = [n for n, view in enumerate(seen) if prefixes <= view.keys() and all(view[p] for p in prefixes)]
+    assert restored, f"the restarted controller's RIB never showed the restored routes: {seen[-5:]}"
+    assert all(prefixes <= view.keys() for view in seen[restored[0] :]), "restored routes left the RIB"
+    # The sessions' own announcements replace them.
+    fresh = lambda: not any(r["stale"] for r in controller.rib() if r["protocol"] == "bgp")  # noqa: E731
+    wait_for("the sessions' routes in place of the restored ones", fresh, deadline=time.monotonic() + 20)
     assert not pings.lost, f"{pings}\n{controller.log()[-3000:]}"
     if signal_name == "TERM":
         # After kill -9 the peers still hold the old sessions; their collision with the new ones can make a peer

@@ -1,0 +1,166 @@
+"""The BGP RIB read back from the store, exactly: what `sniffroute run` restores after a restart.
+
+The `attrs` table keeps each attribute set twice: as JSON for `sniffroute rib` (what it shows, lossy), and in a
+form that gives the same `PathAttributes` back: the wire encoding of its well-formed attributes, the AS width it
+was encoded with, and the errors found when it was first decoded (malformed attributes never reach
+`PathAttributes.attributes`, so decoding the encoding again cannot find them). Decoding that block with the
+same AS width gives the same attributes in the same order, and the same RFC 6793 AS4 merge.
+
+Loading is all or nothing: a store written before these columns existed, or one whose rows do not hold
+together, gives no routes and says why (`LoadedRib.problem`); it never raises.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
+
+from parsers.bgp.attributes import PathAttributes, decode_attributes, encode_attributes, path_attributes
+from parsers.bgp.constants import AfiSafi, AttrCode
+from parsers.bgp.context import SessionContext
+from parsers.bgp.nlri import ADDRESS_BYTES
+from parsers.errors import Action, ParseError, strongest
+from sniffroute.rib import Path, Peer, PeerState
+
+NO_PATH_ID = -1  # as in sniffroute.store: primary-key columns cannot be NULL
+WIRE_COLUMNS = (("wire", "BLOB"), ("wire_as4", "INTEGER"), ("wire_errors", "TEXT"))
+RESTORED_FAMILIES = frozenset({(1, 1), (2, 1)})  # what the RIB holds (sniffroute.sessions.RIB_FAMILIES)
+_AS4_ONLY = frozenset({int(AttrCode.AS4_PATH), int(AttrCode.AS4_AGGREGATOR)})
+_CONTEXTS = {as4: SessionContext(as4=as4) for as4 in (False, True)}
+
+
+class RestoredRoute(NamedTuple):
+    """One path of one prefix as stored: `path.peer` is the stored peer id."""
+
+    family: AfiSafi
+    prefix: bytes
+    path_id: int | None
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRib:
+    """Peers (with their stored ids) and every path of their Adj-RIB-In; `problem` says why nothing loaded."""
+
+    peers: tuple[Peer, ...] = ()
+    routes: tuple[RestoredRoute, ...] = ()
+    problem: str | None = None
+
+
+class StoredRibError(Exception):
+    """The stored RIB cannot be read back as it was written."""
+
+
+# -- writing -------------------------------------------------------------------------------------------------
+def attributes_wire(attrs: PathAttributes) -> tuple[bytes, int, str | None]:
+    """(wire block, AS width flag, errors as JSON or None) for the `attrs` row of an attribute set.
+
+    AS4_PATH and AS4_AGGREGATOR only survive decoding on a 2-octet AS session (RFC 6793 6), so their presence
+    says which width decoded the set; without them both widths give the same attributes back."""
+    as4 = not any(a.code in _AS4_ONLY for a in attrs.attributes)
+    block = encode_attributes(attrs.attributes, _CONTEXTS[as4])
+    errors = json.dumps([_error_json(e) for e in attrs.errors]) if attrs.errors else None
+    return block, int(as4), errors
+
+
+def _error_json(error: ParseError) -> list[Any]:
+    return [error.kind, error.offset, error.length, int(error.action), error.code, error.subcode, error.detail]
+
+
+def ensure_wire_columns(db: sqlite3.Connection) -> None:
+    """Add the wire columns to an `attrs` table created before they existed (the next save fills them)."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(attrs)")}
+    for name, kind in WIRE_COLUMNS:
+        if name not in present:
+            db.execute(f"ALTER TABLE attrs ADD COLUMN {name} {kind}")
+
+
+# -- reading -------------------------------------------------------------------------------------------------
+def attributes_from_wire(block: bytes, as4: bool, errors_json: str | None) -> PathAttributes:
+    """The `PathAttributes` an `attributes_wire` row was made from (StoredRibError if it cannot be)."""
+    ctx = _CONTEXTS[bool(as4)]
+    attrs = path_attributes(block, ctx)
+    again, fresh = decode_attributes(block, ctx)
+    if fresh or again != attrs.attributes:
+        raise StoredRibError(f"stored attribute block does not decode cleanly ({fresh[0] if fresh else ''})")
+    errors = tuple(_error_from_json(item) for item in json.loads(errors_json)) if errors_json else ()
+    return replace(attrs, errors=errors, action=strongest(errors) if errors else Action.NONE)
+
+
+def _error_from_json(item: Any) -> ParseError:
+    kind, offset, length, action, code, subcode, detail = item
+    fields = (offset, length, code, subcode)
+    if not isinstance(kind, str) or not isinstance(detail, str) or not all(type(v) is int for v in fields):
+        raise StoredRibError(f"stored attribute error {item!r} is not one")
+    return ParseError(kind, offset, length, Action(action), code, subcode, detail)
+
+
+def load_rib(db: sqlite3.Connection) -> LoadedRib:
+    """Every peer and every path of the stored BGP RIB, or none and the reason. Never raises."""
+    try:
+        present = {row[1] for row in db.execute("PRAGMA table_info(attrs)")}
+        if not present:
+            return LoadedRib(problem="the store holds no BGP RIB")
+        missing = [name for name, _kind in WIRE_COLUMNS if name not in present]
+        if missing:
+            return LoadedRib(problem="the store was written by an older sniffroute: its RIB cannot be restored")
+        return _load(db)
+    except (sqlite3.Error, StoredRibError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        return LoadedRib(problem=f"the stored RIB is damaged ({exc})")
+
+
+def _load(db: sqlite3.Connection) -> LoadedRib:
+    peers: dict[int, Peer] = {}
+    for pid, address, local_address, asn, local_asn, router_id, state, possibly_stale, generation in db.execute(
+        "SELECT id, address, local_address, asn, local_asn, router_id, state, possibly_stale, generation"
+        " FROM peers ORDER BY id"
+    ):
+        if not isinstance(address, str) or not isinstance(local_address, str) or type(generation) is not int:
+            raise StoredRibError(f"peer {pid} is incomplete")
+        peers[pid] = Peer(
+            pid,
+            address,
+            local_address,
+            asn=asn,
+            local_asn=local_asn,
+            router_id=router_id,
+            state=PeerState(state),
+            generation=generation,
+            sessions_seen=generation,
+            possibly_stale=bool(possibly_stale),
+        )
+    attrs: dict[int, PathAttributes] = {}
+    for aid, block, as4, errors in db.execute("SELECT id, wire, wire_as4, wire_errors FROM attrs"):
+        if not isinstance(block, bytes):
+            if block is None:
+                # Rows written before the columns were added (the next save fills them): nothing to restore.
+                return LoadedRib(problem="the store's RIB was saved by an older sniffroute: it cannot be restored")
+            raise StoredRibError(f"attribute set {aid} is not bytes")
+        attrs[aid] = attributes_from_wire(block, bool(as4), errors)
+    paths: dict[int, Path] = {}
+    for path_row, peer, aid, next_hop, next_hop_ll, since, generation in db.execute(
+        "SELECT id, peer, attrs, next_hop, next_hop_ll, since, generation FROM paths"
+    ):
+        if peer not in peers or aid not in attrs or type(generation) is not int:
+            raise StoredRibError(f"path {path_row} names a peer or attribute set that is not stored")
+        paths[path_row] = Path(peer, attrs[aid], next_hop, next_hop_ll, float(since), generation)
+    routes = []
+    for code, prefix, peer, path_id, path_row in db.execute(
+        "SELECT family, prefix, peer, path_id, path FROM routes ORDER BY family, prefix, peer, path_id"
+    ):
+        family = (code >> 8, code & 0xFF)
+        path = paths.get(path_row)
+        if path is None or path.peer != peer or family not in RESTORED_FAMILIES or not isinstance(prefix, bytes):
+            raise StoredRibError(f"route row ({code}, {prefix!r}, {peer}) does not hold together")
+        if not _is_prefix(family[0], prefix):
+            raise StoredRibError(f"route key {prefix.hex()} is not a prefix of family {family}")
+        routes.append(RestoredRoute(family, prefix, None if path_id == NO_PATH_ID else path_id, path))
+    return LoadedRib(tuple(peers.values()), tuple(routes))
+
+
+def _is_prefix(afi: int, key: bytes) -> bool:
+    """A wire prefix as the RIB keys it: length in bits, then just the octets that length covers."""
+    width = ADDRESS_BYTES.get(afi)
+    return width is not None and len(key) >= 1 and key[0] <= width * 8 and len(key) == 1 + ((key[0] + 7) >> 3)
