@@ -27,6 +27,9 @@ MIN_HOLD_TIME = 3  # RFC 4271 section 4.2: 0 or at least 3 seconds
 DEFAULT_HOLD_TIME = 90
 DEFAULT_OPENFLOW_PORT = 6653
 DEFAULT_PUNT_METER_PPS = 20_000  # what the punt flows may send to the controller (OpenFlow 1.3 meter)
+# What the connected subnets' glean flows may send up (a meter of their own: a flood toward unknown hosts must not
+# starve the punt flows' BGP and ARP); resolving a host takes one frame.
+DEFAULT_GLEAN_METER_PPS = 100
 DEFAULT_SAVE_INTERVAL = 1.0  # seconds between writes of the RIB to the store
 # Seconds the BGP routes restored from the store at start are held stale for a peer to come back, and then for its
 # new session to announce them again: graceful restart's usual restart time (RFC 4724 4.2, 120 s by default in
@@ -88,6 +91,7 @@ class OpenFlowConfig:
     listen: str
     port: int
     punt_meter_pps: int  # 0: no meter
+    glean_meter_pps: int  # frames toward unresolved hosts the switch may send up; 0: no glean flows
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -249,13 +253,14 @@ def _peer(item: Any, key: str, own: list[Interface]) -> PeerConfig:
 
 
 def _openflow(item: dict[str, Any]) -> OpenFlowConfig:
-    _no_unknown(item, {"listen", "port", "punt_meter_pps"}, "openflow")
+    _no_unknown(item, {"listen", "port", "punt_meter_pps", "glean_meter_pps"}, "openflow")
     listen = _get(item, "listen", str, "openflow", "127.0.0.1")
     _ip(listen, "openflow.listen")
     return OpenFlowConfig(
         listen=listen,
         port=_int_in(item, "port", "openflow", 1, 0xFFFF, DEFAULT_OPENFLOW_PORT),
         punt_meter_pps=_int_in(item, "punt_meter_pps", "openflow", 0, 2**32 - 1, DEFAULT_PUNT_METER_PPS),
+        glean_meter_pps=_int_in(item, "glean_meter_pps", "openflow", 0, 2**32 - 1, DEFAULT_GLEAN_METER_PPS),
     )
 
 

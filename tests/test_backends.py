@@ -55,7 +55,7 @@ def _config(store: Path) -> Config:
         router_mac=ROUTER_MAC,
         interfaces=(interface("sr1", 1, None, "192.0.2.254/24"), interface("sr2", 2, 100, "198.51.100.254/24")),
         peers=(),
-        openflow=OpenFlowConfig(listen="127.0.0.1", port=6653, punt_meter_pps=0),
+        openflow=OpenFlowConfig(listen="127.0.0.1", port=6653, punt_meter_pps=0, glean_meter_pps=0),
         backend="osken",
         store=store,
         save_interval=0.05,

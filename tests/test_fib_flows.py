@@ -224,3 +224,16 @@ def test_observations_off_the_interface_subnet_or_port_are_ignored() -> None:
     seen = NeighbourObservation(address=ipaddress.ip_address("10.0.2.1"), mac="ff:ff:ff:ff:ff:ff", port=2, vlan=None)
     assert not fib.observe(seen, NOW)
     assert len(fib.neighbours) == 0
+
+
+def test_glean_flows_come_and_go_with_set_glean() -> None:
+    fib = Fib(ROUTER_MAC, UNTAGGED, OPENFLOW_13, glean_connected=False)
+    switch = _switch(fib)
+    to_unknown_host = packet("10.0.2.7", in_port=1, eth_dst=ROUTER_MAC)
+    assert switch.forward(to_unknown_host) == ("drop",)
+    fib.set_glean(True, NOW)
+    switch.apply_all(fib.sync(NOW))
+    assert switch.forward(to_unknown_host) == ("controller",)
+    fib.set_glean(False, NOW)
+    switch.apply_all(fib.sync(NOW))
+    assert switch.forward(to_unknown_host) == ("drop",)

@@ -177,3 +177,25 @@ def test_a_full_table_goes_out_in_chunks_each_closed_by_a_barrier() -> None:
     assert [sum(isinstance(op, FlowOp) for op in ops) for ops in steps] == [ROUTES_PER_STEP, ROUTES_PER_STEP, 10]
     assert all(isinstance(ops[-1], Barrier) for ops in steps)
     assert set(nets) <= set(flows(switch.ops))
+
+
+def test_frames_up_through_glean_flows_ask_to_resolve_their_target_v4_and_v6() -> None:
+    config = parse_config(
+        {
+            "router_mac": ROUTER_MAC,
+            "interfaces": [{"name": "tap1", "port": 1, "addresses": ["10.1.0.254/24", "2001:db8:1::fe/64"]}],
+        }
+    )
+    driver = Routing(config, OPENFLOW_13, clock=lambda: 100.0)
+    driver.set_glean(True)
+    eth = bytes.fromhex(ROUTER_MAC.replace(":", "")) + bytes.fromhex("020000000009")
+    ipv4 = eth + b"\x08\x00" + bytes(16) + ipaddress.IPv4Address("10.1.0.7").packed
+    ipv6 = eth + b"\x86\xdd" + bytes(24) + ipaddress.IPv6Address("2001:db8:1::7").packed
+    to_router = eth + b"\x86\xdd" + bytes(24) + ipaddress.IPv6Address("2001:db8:1::fe").packed
+    multicast = eth + b"\x86\xdd" + bytes(24) + ipaddress.IPv6Address("ff02::1:ff00:7").packed
+    for frame in (ipv4, ipv6, to_router, multicast):
+        driver.frame_from_switch(0, frame)
+    with driver._lock:
+        driver._drain(100.0)  # not `_step`: it would send the resolution probes
+    wanted = {str(request.address) for request in driver.fib.resolve_requests(100.0)}
+    assert wanted == {"10.1.0.7", "2001:db8:1::7"}

@@ -3,10 +3,12 @@
 On switch connect: TCP_NODELAY on the OpenFlow socket, whole frames (miss_send_len = no-buffer), the punt flows
 and meter of an earlier run replaced (by cookie; nothing else is deleted), a table-miss flow that drops, and the
 tunnel's punt flows with a meter that bounds what reaches the controller (when the switch has meters; without
-them the flows go in unmetered, with a warning). Route flows stay: the switch's route flows and groups are read
+them the flows go in unmetered, with a warning), and, under a meter of their own, the connected subnets' glean
+flows (frames toward hosts not yet resolved). Route flows stay: the switch's route flows and groups are read
 back (flow stats, group descriptions) and the FIB sends only the difference (`OsKenFlows`).
-Packet-ins go to the engine; the engine's packet-outs come back through `send_msg`, which os-ken queues for the
-datapath's sender thread, so the TAP reader threads may call it.
+Packet-ins are read on os-ken's receive thread (`read_packet_in`) and go straight to the engine; the engine's
+packet-outs are packed (`pack_packet_out`) and queued with `Datapath.send` for the datapath's sender thread, so
+the TAP reader threads may call it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from sniffroute.tunnel import NO_BUFFER, PUNT_COOKIE, TABLE_MISS_PRIORITY, Match
 log = logging.getLogger("sniffroute.osken")
 
 PUNT_METER_ID = 1
+GLEAN_METER_ID = 2  # the glean flows' own: a flood toward unknown hosts must not use up the punt flows' rate
 PUNT_METER_BURST_SECONDS = 0.1  # burst allowance as a share of one second of the rate
 ALL_COOKIE_BITS = 0xFFFF_FFFF_FFFF_FFFF
 FLOW_XID_BASE = 0x8000_0000  # our flow/group/barrier xids, apart from os-ken's own counter (packet-outs)
@@ -73,7 +76,7 @@ class SniffrouteOsKen(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         self.datapath: Any = None
         self.meter_request_xid: int | None = None
-        self.meter_add_xid: int | None = None
+        self.meter_add_xids: set[int] = set()
         self.flows: OsKenFlows | None = None
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -111,38 +114,45 @@ class SniffrouteOsKen(app_manager.OSKenApp):
     def _install(self, datapath: Any, features: Any) -> None:
         ofp, parser = datapath.ofproto, datapath.ofproto_parser
         engine = self._engine()
-        rate = engine.config.openflow.punt_meter_pps
-        metered = (
-            rate > 0
-            and features is not None
-            and features.max_meter >= PUNT_METER_ID
-            and bool(features.capabilities & ofp.OFPMF_PKTPS)
-            and bool(features.band_types & (1 << ofp.OFPMBT_DROP))
+        openflow = engine.config.openflow
+        rate_meters = (
+            0
+            if features is None
+            or not features.capabilities & ofp.OFPMF_PKTPS
+            or not features.band_types & (1 << ofp.OFPMBT_DROP)
+            else features.max_meter
         )
+        metered = rate_meters >= PUNT_METER_ID and openflow.punt_meter_pps > 0
+        # Glean flows only under a meter: unmetered, a flood toward unknown hosts would all reach the controller.
+        glean = rate_meters >= GLEAN_METER_ID and openflow.glean_meter_pps > 0
         if metered:
-            burst = max(1, int(rate * PUNT_METER_BURST_SECONDS))
-            band = parser.OFPMeterBandDrop(rate=rate, burst_size=burst)
-            flags = ofp.OFPMF_PKTPS | ofp.OFPMF_BURST
-            # The meter may be there from an earlier run: deleting it would delete every flow that uses it
-            # (glean flows too), so add it (an error when it exists, ignored) and then set it as configured.
-            add = parser.OFPMeterMod(datapath, ofp.OFPMC_ADD, flags=flags, meter_id=PUNT_METER_ID, bands=[band])
-            datapath.send_msg(add)
-            self.meter_add_xid = add.xid
-            datapath.send_msg(
-                parser.OFPMeterMod(datapath, ofp.OFPMC_MODIFY, flags=flags, meter_id=PUNT_METER_ID, bands=[band])
-            )
-        elif rate > 0:
-            log.warning("switch has no packet-rate meters: punt flows go in unmetered")
+            self._set_meter(datapath, PUNT_METER_ID, openflow.punt_meter_pps)
+        elif openflow.punt_meter_pps > 0:
+            log.warning("switch has no packet-rate meters: punt flows go in unmetered, and no glean flows")
         for flow in engine.punt_flows(ipv6_fields=True):
             datapath.send_msg(_flow_mod(datapath, flow, metered))
         datapath.send_msg(parser.OFPBarrierRequest(datapath))
         self.datapath = datapath
         engine.attach(lambda out: _packet_out(datapath, out))
         log.info("punt flows installed (%s)", "metered" if metered else "unmetered")
+        if glean:
+            self._set_meter(datapath, GLEAN_METER_ID, openflow.glean_meter_pps)
         if engine.routing is not None:
-            self.flows = OsKenFlows(datapath, metered)
+            self.flows = OsKenFlows(datapath, glean)
+            engine.routing.set_glean(glean)
             engine.routing.attached(self.flows)
             self.flows.request_read_back()
+
+    def _set_meter(self, datapath: Any, meter_id: int, rate: int) -> None:
+        ofp, parser = datapath.ofproto, datapath.ofproto_parser
+        band = parser.OFPMeterBandDrop(rate=rate, burst_size=max(1, int(rate * PUNT_METER_BURST_SECONDS)))
+        flags = ofp.OFPMF_PKTPS | ofp.OFPMF_BURST
+        # The meter may be there from an earlier run: deleting it would delete every flow that uses it, so add
+        # it (an error when it exists, ignored) and then set it as configured.
+        add = parser.OFPMeterMod(datapath, ofp.OFPMC_ADD, flags=flags, meter_id=meter_id, bands=[band])
+        datapath.send_msg(add)
+        self.meter_add_xids.add(add.xid)
+        datapath.send_msg(parser.OFPMeterMod(datapath, ofp.OFPMC_MODIFY, flags=flags, meter_id=meter_id, bands=[band]))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def flow_stats(self, ev: Any) -> None:
@@ -180,7 +190,8 @@ class SniffrouteOsKen(app_manager.OSKenApp):
             self.meter_request_xid = None
             self._install(msg.datapath, None)
             return
-        if msg.xid is not None and msg.xid == self.meter_add_xid:
+        if msg.xid is not None and msg.xid in self.meter_add_xids:
+            self.meter_add_xids.discard(msg.xid)
             return  # the meter was there already; the modify after it sets it
         engine = self._engine()
         if self.flows is not None and engine.routing is not None:
@@ -421,7 +432,7 @@ class OsKenFlows:
         if op.command is not FlowCommand.DELETE_STRICT:
             instructions = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, _actions(datapath, flow.actions))]
             if self.metered and any(isinstance(a, ToController) for a in flow.actions):
-                instructions.insert(0, parser.OFPInstructionMeter(PUNT_METER_ID))
+                instructions.insert(0, parser.OFPInstructionMeter(GLEAN_METER_ID))
         return parser.OFPFlowMod(
             datapath,
             cookie=flow.cookie,
@@ -648,7 +659,8 @@ def pack_actions(actions: Sequence[Any]) -> bytes:
 
 
 class Packer:
-    """OpenFlow 1.3 bytes for the FIB's ops; `metered` adds the punt meter to flows that reach the controller."""
+    """OpenFlow 1.3 bytes for the FIB's ops; `metered` adds the glean meter to route flows that reach the
+    controller (the connected subnets' glean flows)."""
 
     def __init__(self, metered: bool) -> None:
         self.metered = metered
@@ -660,7 +672,7 @@ class Packer:
             body = pack_actions(actions)
             cached = struct.pack("!HH4x", OFPIT_APPLY_ACTIONS, 8 + len(body)) + body
             if self.metered and any(isinstance(a, ToController) for a in actions):
-                cached = struct.pack("!HHI", OFPIT_METER, 8, PUNT_METER_ID) + cached
+                cached = struct.pack("!HHI", OFPIT_METER, 8, GLEAN_METER_ID) + cached
             if len(self._instructions) >= _ACTION_CACHE_LIMIT:
                 self._instructions.clear()
             self._instructions[actions] = cached

@@ -57,6 +57,8 @@ ETH_TYPE_ARP = b"\x08\x06"
 ETH_TYPE_IPV4 = b"\x08\x00"
 ARP_MIN_FRAME = 42
 IPV4_DST_END = 14 + 20  # Ethernet header, then the IPv4 destination ends the fixed header
+IPV6_DST_END = 14 + 40  # ... and the IPv6 destination the fixed IPv6 header
+ETH_TYPE_IPV6 = b"\x86\xdd"
 # Kernel neighbour states (linux/neighbour.h) whose link-layer address can be used.
 NUD_VALID = 0x02 | 0x04 | 0x08 | 0x10 | 0x80  # REACHABLE STALE DELAY PROBE PERMANENT
 NUD_FAILED = 0x20
@@ -112,9 +114,10 @@ class Routing:
     def __init__(self, config: Config, capabilities: Capabilities, *, clock: Callable[[], float] = time.monotonic):
         self.config = config
         self.clock = clock
-        # No glean flows for the connected subnets: frames to the router MAC for a host not yet resolved are
-        # dropped by the switch, never sent up (a flood of them must not reach the controller). Hosts are
-        # resolved from their own ARP (they ask for the router first) and from the kernel's neighbour table.
+        # Glean flows for the connected subnets only once the backend says the switch rate-limits them
+        # (`set_glean`): until then, and on switches without meters, frames for a host not yet resolved are
+        # dropped by the switch (a flood of them must not reach the controller), and hosts are resolved from
+        # their own ARP (a host asks for its gateway first) and from the kernel's neighbour table.
         self.fib = Fib(config.router_mac, config.interfaces, capabilities, glean_connected=False)
         self.entries: dict[Network, RouteEntry] = {}  # what the Fib was given (live and restored)
         self.restored: set[Network] = set()
@@ -136,6 +139,7 @@ class Routing:
         self._thread: threading.Thread | None = None
         self._names = {i.name for i in config.interfaces}
         self._own_v4 = {a.ip.packed for i in config.interfaces for a in i.addresses if a.version == 4}
+        self._own_v6 = {a.ip.packed for i in config.interfaces for a in i.addresses if a.version == 6}
         self._ports = {n: (i.port, i.vlan) for n, i in enumerate(config.interfaces)}
         self._version = 0
         self._document: tuple[int, Any, float] | None = None
@@ -197,12 +201,17 @@ class Routing:
         self._wake.set()
 
     def frame_from_switch(self, interface: int, frame: bytes) -> None:
-        """A frame from a neighbour (untagged, as the tunnel hands it to the TAP): learn from its ARP; an IPv4
+        """A frame from a neighbour (untagged, as the tunnel hands it to the TAP): learn from its ARP; an IP
         datagram not for the router came up through a connected subnet's glean flow: resolve its target."""
         kind = frame[12:14]
         if kind == ETH_TYPE_IPV4:
             if len(frame) >= IPV4_DST_END and frame[IPV4_DST_END - 4 : IPV4_DST_END] not in self._own_v4:
-                self.glean(frame)
+                self._gleaned_target(ipaddress.IPv4Address(frame[IPV4_DST_END - 4 : IPV4_DST_END]))
+            return
+        if kind == ETH_TYPE_IPV6:
+            target = frame[IPV6_DST_END - 16 : IPV6_DST_END]
+            if len(frame) >= IPV6_DST_END and target[0] != 0xFF and target not in self._own_v6:
+                self._gleaned_target(ipaddress.IPv6Address(target))
             return
         if kind != ETH_TYPE_ARP or len(frame) < ARP_MIN_FRAME:
             return
@@ -216,17 +225,21 @@ class Routing:
             self._seen.append(NeighbourObservation(address=sender, mac=mac, port=port, vlan=vlan, source="arp"))
         self._wake.set()
 
-    def glean(self, frame: bytes) -> None:
+    def _gleaned_target(self, target: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
         """A routed frame the switch sent up (a connected subnet's host not yet resolved): resolve its target."""
-        if len(frame) < IPV4_DST_END:
-            return
-        target = ipaddress.IPv4Address(frame[IPV4_DST_END - 4 : IPV4_DST_END])
         with self._lock:
             if len(self._gleaned) < 1024:
                 self._gleaned.append(target)
         self._wake.set()
 
     # -- switch side (the backend's OpenFlow thread) ----------------------------------------------------------
+    def set_glean(self, enabled: bool) -> None:
+        """Whether the switch may send up frames toward unresolved hosts (glean flows, rate-limited by it)."""
+        with self._lock:
+            self.fib.set_glean(enabled, self.clock())
+            self._version += 1
+        self._wake.set()
+
     def attached(self, switch: FlowSwitch) -> None:
         """A switch connected; nothing is sent until `read_back` tells what it holds."""
         with self._lock:

@@ -189,6 +189,14 @@ class Fib:
             self.neighbours.want((address, subnet[1]), now)
             self._drain_evicted(now)
 
+    def set_glean(self, enabled: bool, now: float) -> None:
+        """Glean flows for the connected subnets on or off (a switch that can rate-limit them, or not)."""
+        if enabled == self.glean_connected:
+            return
+        self.glean_connected = enabled
+        for route in [r for r in self._routes.values() if r.connected is not None]:
+            self._replan(route, now)
+
     def resolve_requests(self, now: float) -> list[ResolveRequest]:
         """Requests due now (bounded and backed off); next hops that just ran out of tries turn routes failed."""
         requests, failed = self.neighbours.requests(now)
