@@ -53,7 +53,10 @@ def route_lines(routes: Iterable[dict[str, Any]], show_reason: bool = False) -> 
     return _columns(("", "Network", "Next Hop", "Peer", "AS Path", "Attributes"), rows)
 
 
-LEGEND = "Status: *> best, * other path, S stale (graceful restart), ? possibly stale (bytes lost in capture)"
+LEGEND = (
+    "Status: *> best, * other path, S stale (graceful restart, or restored at a restart), "
+    "? possibly stale (bytes lost in capture)"
+)
 
 
 def holder_lines(holder: list[dict[str, Any]]) -> list[str]:
