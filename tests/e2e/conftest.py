@@ -1,8 +1,11 @@
-"""End-to-end fixtures: a private OVS userspace switch, a gobgpd router on port 1, `sniffroute run` as controller.
+"""End-to-end fixtures: a private OVS userspace switch, a gobgpd router on port 1, `sniffroute run` as controller,
+and for the live tests (`controller`) an ExaBGP router on port 2 and a few hundred prefixes from each router.
 
     st-ctl  sniffroute run (TAP st-tap1 10.77.1.254/24 2001:db8:77:1::fe/64, router MAC)  -- OpenFlow over veth --+
+                           (TAP st-tap2 10.77.2.254/24, `controller` only)                                       |
     st-sw   ovs-vswitchd, bridge st-br0 (OpenFlow 1.0 + 1.3, fail secure)  <------------------------------------+
-              port 1: st-r1-br  <-- veth -->  st-r1  gobgpd AS 64501  10.77.1.1/24 2001:db8:77:1::1/64
+              port 1: st-r1-br   <-- veth -->  st-r1   gobgpd AS 64501  10.77.1.1/24 2001:db8:77:1::1/64
+              port 2: st-exa-br  <-- veth -->  st-exa  ExaBGP AS 64502  10.77.2.1/24  (`exa_router`)
 
 The TAP lives in st-ctl, away from the port veths in st-sw, so nothing reaches the router address except through
 packet-in and the TAP (test bed pitfall 7). Everything is torn down even when a test fails. Skips, with the
@@ -11,6 +14,7 @@ reason, when not root or when a tool is missing.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import pwd
@@ -26,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.lab.make_bgp_capture import gobgp_adj_in
+from tests.lab.make_bgp_capture import _exabgp_route, gobgp_adj_in
 from tests.lab.netns import Daemon, Lab, LabError, in_ns, run, wait_for
 
 HERE = Path(__file__).parent
@@ -62,6 +66,74 @@ ANNOUNCED = (
     ("2001:db8:2000::/48", ["origin", "igp", "aspath", "64499 4200000300", "community", "65001:300"]),
     ("2001:db8:3000::/64", ["origin", "egp", "aspath", "64496"]),
 )
+
+# Port 2 (live tests only): ExaBGP, IPv4, actively connecting to the holder.
+EXA_NS, EXA_VETH, EXA_SWITCH_VETH = f"{TAG}-exa", f"{TAG}-exa-ns", f"{TAG}-exa-br"
+EXA_PORT = 2
+EXA_TAP = f"{TAG}-tap2"
+EXA_ROUTER_V4, EXA_V4 = "10.77.2.254", "10.77.2.1"
+EXA_MAC = "02:57:00:00:00:02"
+EXA_AS = 64502
+EXABGP = Path(sys.executable).with_name("exabgp")
+
+GOBGP_BULK_V4, GOBGP_BULK_V6, EXA_BULK_V4 = 300, 100, 300
+SHARED_PREFIXES = 10  # ExaBGP also announces the first few of gobgpd's IPv4 bulk: two paths for one prefix
+ORIGINS = ("igp", "egp", "incomplete")
+
+
+def _bulk_prefix(base: str, index: int, block: int, lengths: tuple[int, ...]) -> str:
+    """The index-th block of 2**block addresses after `base`, as a prefix of a varying length inside it."""
+    network = ipaddress.ip_network(base)
+    start = network.network_address + (index << block)
+    length = lengths[index % len(lengths)]
+    return str(ipaddress.ip_network((start, length)))
+
+
+def _gobgp_bulk() -> tuple[tuple[str, list[str]], ...]:
+    """gobgpd's bulk table: prefix, gobgp attribute arguments (4-byte ASNs, AS_SETs, MEDs, communities)."""
+    routes = []
+    as_paths = ("64498", "64498 4200000{:03d}", "64499 {{64601,64602}}", "4200000200 64497 {{4200000300,64603}}")
+    for count, base, block, lengths in (
+        (GOBGP_BULK_V4, "100.64.0.0/10", 10, (22, 23, 24, 25, 28)),
+        (GOBGP_BULK_V6, "2001:db8:8000::/33", 80, (48, 56, 64, 60)),
+    ):
+        for index in range(count):
+            args = ["origin", ORIGINS[index % 3], "aspath", as_paths[index % 4].format(index)]
+            if index % 2:
+                args += ["med", str(index)]
+            if index % 3 == 0:
+                args += ["community", f"65001:{index},65001:{index + 1000}" if index % 2 else f"65001:{index}"]
+            if index % 4 == 1:
+                args += ["large-community", f"4200000200:{index}:7"]
+            routes.append((_bulk_prefix(base, index, block, lengths), args))
+    return tuple(routes)
+
+
+def _exa_bulk() -> tuple[tuple[str, str], ...]:
+    """ExaBGP's bulk table: prefix, the route in ExaBGP's own syntax (for its config and its API alike)."""
+    routes = []
+    as_paths = (  # a sequence, then a set: ExaBGP writes segments one after the other
+        f"[ {EXA_AS} ]",
+        f"[ {EXA_AS} 4200000500 ]",
+        f"[ {EXA_AS} 64510 ] ( 64601 64602 )",
+        f"[ {EXA_AS} 64511 64513 ]",
+    )
+    shared = [prefix for prefix, _ in GOBGP_BULK[:SHARED_PREFIXES]]
+    prefixes = shared + [_bulk_prefix("100.96.0.0/11", i, 10, (24, 22, 27)) for i in range(EXA_BULK_V4 - len(shared))]
+    for index, prefix in enumerate(prefixes):
+        text = f"{prefix} next-hop {EXA_V4} origin {ORIGINS[index % 3]} as-path {as_paths[index % 4]}"
+        if index % 2 == 0:
+            text += f" med {index}"
+        if index % 3 == 1:
+            text += f" community [ 65002:{index} 65002:{index + 2000} ]"
+        if index % 5 == 2:
+            text += f" large-community [ {EXA_AS}:{index}:9 ]"
+        routes.append((prefix, text))
+    return tuple(routes)
+
+
+GOBGP_BULK = _gobgp_bulk()
+EXA_BULK = _exa_bulk()
 
 
 def _missing_reason() -> str | None:
@@ -232,7 +304,216 @@ def _api_up(router: Router) -> bool:
     return run(in_ns(ROUTER_NS, ["gobgp", "-p", GOBGP_API_PORT, "global"]), check=False).returncode == 0
 
 
-def controller_config(store: Path, *, peers: bool = True, tun_device: str | None = None) -> str:
+BULK_PARALLEL = 8  # gobgp CLI calls at a time: one call per route, and each takes ~30 ms
+
+
+@pytest.fixture(scope="module")
+def gobgp_bulk(router: Router) -> tuple[tuple[str, list[str]], ...]:
+    """The router's table grows by GOBGP_BULK (live tests only; it stays until the router goes)."""
+    commands = []
+    for prefix, attributes in GOBGP_BULK:
+        family, next_hop = ("ipv6", PEER_V6) if ":" in prefix else ("ipv4", PEER_V4)
+        gobgp = ["gobgp", "-p", GOBGP_API_PORT, "global", "rib", "-a", family, "add", prefix, "nexthop", next_hop]
+        commands.append(in_ns(ROUTER_NS, [*gobgp, *attributes]))
+    for start in range(0, len(commands), BULK_PARALLEL):
+        batch = commands[start : start + BULK_PARALLEL]
+        running = [
+            subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for argv in batch
+        ]
+        for argv, process in zip(batch, running, strict=True):
+            out, _ = process.communicate(timeout=30)
+            if process.returncode != 0:
+                raise LabError(f"{' '.join(argv)} exited {process.returncode}: {out.strip()}")
+    held = set(router.gobgp_json("global", "rib", "-a", "ipv4")) | set(router.gobgp_json("global", "rib", "-a", "ipv6"))
+    if not {prefix for prefix, _ in GOBGP_BULK} <= held:
+        raise LabError("gobgpd did not take the whole bulk table")
+    return GOBGP_BULK
+
+
+# ExaBGP's API process: what ExaBGP writes (JSON, one message a line) goes to a log; lines written into a FIFO go
+# to ExaBGP as commands. Opening the FIFO for writing fails at once (ENXIO) while this process is not reading it.
+EXA_API_PROCESS = """import os, sys, threading
+log_path, commands_path = sys.argv[1], sys.argv[2]
+
+def relay():
+    while True:
+        with open(commands_path) as commands:
+            for line in commands:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+
+threading.Thread(target=relay, daemon=True).start()
+with open(log_path, "ab") as log:
+    while chunk := os.read(0, 65536):
+        log.write(chunk)
+        log.flush()
+"""
+
+
+def exabgp_config(api_process: Path, api_log: Path, commands: Path) -> str:
+    routes = "".join(f"\t\troute {text};\n" for _, text in EXA_BULK)
+    return f"""process api {{
+\trun {sys.executable} {api_process} {api_log} {commands};
+\tencoder json;
+}}
+
+neighbor {EXA_ROUTER_V4} {{
+\trouter-id {EXA_V4};
+\tlocal-address {EXA_V4};
+\tlocal-as {EXA_AS};
+\tpeer-as {LOCAL_AS};
+\thold-time {HOLD_TIME};
+\tfamily {{
+\t\tipv4 unicast;
+\t}}
+\tapi {{
+\t\tprocesses [ api ];
+\t\tneighbor-changes;
+\t\tsend {{
+\t\t\tparsed;
+\t\t\tupdate;
+\t\t}}
+\t\treceive {{
+\t\t\tparsed;
+\t\t\tnotification;
+\t\t}}
+\t}}
+\tstatic {{
+{routes}\t}}
+}}
+"""
+
+
+@dataclass
+class ExaRouter:
+    """ExaBGP on port 2; its API log is the record of what it sent and received, across restarts."""
+
+    lab: Lab
+    config: Path
+    api_log: Path
+    commands: Path
+    daemon: Daemon | None = None
+    starts: int = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        argv = [str(EXABGP), "server", str(self.config)]
+        self.daemon = self.lab.start(f"exabgp-{self.starts}", EXA_NS, argv, env=EXABGP_ENV)
+
+    def stop(self) -> None:
+        """SIGTERM: ExaBGP closes its connections without a NOTIFICATION."""
+        if self.daemon is not None:
+            self.lab.stop(self.daemon)
+            self.daemon = None
+
+    def messages(self) -> list[dict[str, Any]]:
+        if not self.api_log.exists():
+            return []
+        text = self.api_log.read_text(errors="replace")
+        messages = []
+        for line in text[: text.rfind("\n") + 1].splitlines():  # whole lines only: the log is still being written
+            if line.startswith("{"):
+                messages.append(json.loads(line))
+        return messages
+
+    def established(self) -> bool:
+        if self.daemon is None or not self.daemon.alive():
+            return False
+        states = [m["neighbor"]["state"] for m in self.messages() if m.get("type") == "state"]
+        return bool(states) and states[-1] == "up"
+
+    def sent(self) -> list[dict[str, Any]]:
+        """The routes ExaBGP holds announced to the holder now, by its own account, in `rib_view`'s form."""
+        return [_normalised(route) for route in exabgp_sent(self.messages())]
+
+    def notifications_received(self) -> list[dict[str, Any]]:
+        return [
+            m["neighbor"]["notification"]
+            for m in self.messages()
+            if m.get("type") == "notification" and m.get("neighbor", {}).get("direction") == "receive"
+        ]
+
+    def command(self, text: str) -> None:
+        """One API command (`announce route ...`, `withdraw route ...`, `neighbor ADDR teardown N`)."""
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                fd = os.open(self.commands, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:  # the relay is between two readers, or not started yet
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+        try:
+            os.write(fd, f"{text}\n".encode())
+        finally:
+            os.close(fd)
+
+
+def exabgp_sent(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replay ExaBGP's sent UPDATEs: the table it announced, emptied when a session went down or a new one began
+    (a stopped ExaBGP may not have written its "down")."""
+    table: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        neighbor = message.get("neighbor", {})
+        if message.get("type") == "state" and neighbor.get("state") in ("down", "connected"):
+            table.clear()
+        update = neighbor.get("message", {}).get("update")  # not an End-of-RIB ("eor")
+        if message.get("type") != "update" or neighbor.get("direction") != "send" or update is None:
+            continue
+        for nlris in update.get("withdraw", {}).values():
+            for nlri in nlris:
+                table.pop(str(ipaddress.ip_network(nlri["nlri"])), None)
+        attribute = update.get("attribute", {})
+        for by_next_hop in update.get("announce", {}).values():
+            for next_hop, nlris in by_next_hop.items():
+                for nlri in nlris:
+                    route = _exabgp_route(nlri["nlri"], neighbor["address"]["local"], EXA_AS, next_hop, attribute)
+                    table[route["prefix"]] = route
+    return sorted(table.values(), key=lambda r: r["prefix"])
+
+
+EXABGP_ENV = {
+    "exabgp_daemon_user": "root",
+    "exabgp_daemon_drop": "false",
+    "exabgp_api_cli": "false",
+    "exabgp_log_destination": "stdout",
+    "exabgp_tcp_bind": "",  # active only: the holder's connections are refused, ExaBGP's accepted
+}
+
+
+@pytest.fixture(scope="module")
+def exa_router(switch: Switch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExaRouter]:
+    if not EXABGP.exists():
+        pytest.skip(f"ExaBGP is not installed next to {sys.executable} (pip install exabgp)")
+    workdir = tmp_path_factory.mktemp(f"{TAG}-exabgp")
+    lab = Lab(workdir)
+    try:
+        lab.namespace(EXA_NS)
+        lab.veth(EXA_NS, EXA_VETH, SWITCH_NS, EXA_SWITCH_VETH)
+        run(in_ns(EXA_NS, ["ip", "link", "set", EXA_VETH, "address", EXA_MAC]))
+        lab.ipv6_off(EXA_NS, EXA_VETH)
+        lab.address(EXA_NS, EXA_VETH, f"{EXA_V4}/24")
+        lab.offloads_off(EXA_NS, EXA_VETH)
+        lab.offloads_off(SWITCH_NS, EXA_SWITCH_VETH)
+        lab.up(EXA_NS, EXA_VETH)
+        lab.up(SWITCH_NS, EXA_SWITCH_VETH)
+        switch.vsctl(
+            "add-port", BRIDGE, EXA_SWITCH_VETH, "--", "set", "interface", EXA_SWITCH_VETH, f"ofport_request={EXA_PORT}"
+        )
+        api_process, api_log, commands = workdir / "api.py", workdir / "api.log", workdir / "commands"
+        api_process.write_text(EXA_API_PROCESS)
+        os.mkfifo(commands)
+        config = workdir / "exabgp.conf"
+        config.write_text(exabgp_config(api_process, api_log, commands))
+        exa_router = ExaRouter(lab, config, api_log, commands)
+        exa_router.start()
+        yield exa_router
+    finally:
+        lab.close()
+
+
+def controller_config(store: Path, *, peers: bool = True, tun_device: str | None = None, exabgp: bool = False) -> str:
     text = f"""router_mac = "{ROUTER_MAC}"
 store = "{store}"
 save_interval = 0.2
@@ -256,12 +537,19 @@ port = {ROUTER_PORT}
 vlan = {VLAN}
 addresses = ["{ROUTER_VLAN_V4}/24"]
 """
+    if exabgp:
+        text += f"""
+[[interfaces]]
+name = "{EXA_TAP}"
+port = {EXA_PORT}
+addresses = ["{EXA_ROUTER_V4}/24"]
+"""
     if peers:
-        for address in (PEER_V4, PEER_V6):
+        for address, asn in ((PEER_V4, PEER_AS), (PEER_V6, PEER_AS), (EXA_V4, EXA_AS))[: 3 if exabgp else 2]:
             text += f"""
 [[peers]]
 address = "{address}"
-peer_as = {PEER_AS}
+peer_as = {asn}
 local_as = {LOCAL_AS}
 router_id = "{ROUTER_V4}"
 hold_time = {HOLD_TIME}
@@ -327,17 +615,23 @@ def start_controller(
 
 @pytest.fixture(scope="module", params=["osken", "pox"])
 def controller(
-    request: pytest.FixtureRequest, switch: Switch, router: Router, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    switch: Switch,
+    router: Router,
+    gobgp_bulk: tuple[tuple[str, list[str]], ...],
+    exa_router: ExaRouter,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Controller]:
-    """`sniffroute run` with the built-in session holder peering with the router over IPv4 and IPv6; one per
-    backend and module (tests run in file order, so a test that stops it goes last)."""
+    """`sniffroute run` with the built-in session holder peering with the gobgpd router over IPv4 and IPv6 and
+    with ExaBGP over IPv4, both announcing their bulk tables; one per backend and module (tests run in file
+    order, so a test that stops it goes last)."""
     backend = request.param
     if backend == "pox" and pox_dir() is None:
         pytest.skip("POX tests need POX_DIR pointing at a noxrepo/pox checkout (branch halosaur)")
     workdir = tmp_path_factory.mktemp(f"{TAG}-{backend}")
     store = workdir / "rib.sqlite"
     config = workdir / "sniffroute.toml"
-    config.write_text(controller_config(store))
+    config.write_text(controller_config(store, exabgp=True))
     lab = Lab(workdir)
     try:
         controller = start_controller(lab, switch, backend, config, store)
@@ -362,6 +656,9 @@ def _normalised(route: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+GOBGP_PEERS = (PEER_V4, PEER_V6)
+
+
 def adj_out(router: Router) -> list[dict[str, Any]]:
     """What the router sent us, by its own account."""
     routes = gobgp_adj_in(router.gobgp_json("neighbor", ROUTER_V4, "adj-out", "-a", "ipv4"), PEER_V4, PEER_AS)
@@ -369,6 +666,7 @@ def adj_out(router: Router) -> list[dict[str, Any]]:
     return sorted((_normalised(r) for r in routes), key=lambda r: (r["peer"], r["prefix"]))
 
 
-def rib_view(controller: Controller) -> list[dict[str, Any]]:
-    """What `sniffroute rib --json` shows, in the same form as `adj_out`."""
-    return sorted((_normalised(r) for r in controller.rib()), key=lambda r: (r["peer"], r["prefix"]))
+def rib_view(controller: Controller, peers: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """What `sniffroute rib --json` shows (from `peers` only, when given), in the same form as `adj_out`."""
+    routes = (_normalised(r) for r in controller.rib() if peers is None or r["peer"] in peers)
+    return sorted(routes, key=lambda r: (r["peer"], r["prefix"]))
