@@ -195,7 +195,7 @@ def test_frames_not_for_the_router_never_reach_the_controller(
 ) -> None:
     # Frames to the router's MAC for an address it has no route to (off every connected subnet, so no glean flow
     # either): the switch must drop them itself.
-    stranger = "100.64.0.99"
+    stranger = "192.0.2.99"  # outside every prefix the bed announces
     run(in_ns(ROUTER_NS, ["ip", "route", "replace", f"{stranger}/32", "dev", ROUTER_VETH]))
     run(in_ns(ROUTER_NS, ["ip", "neigh", "replace", stranger, "lladdr", ROUTER_MAC, "dev", ROUTER_VETH]))
     wait_for("a first tunnel report", lambda: controller.document("tunnel"), deadline=time.monotonic() + 5)
