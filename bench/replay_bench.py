@@ -30,11 +30,11 @@ TSHARK_FIELDS = [
 ]
 
 
-def run_timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, bytes]:
+def run_timed(argv: list[str], cwd: Path | None = None) -> tuple[float, int, bytes]:
     """Wall time, peak RSS (KiB) of the child, stdout."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, env=env, check=False)
+    done = subprocess.run(argv, capture_output=True, cwd=cwd, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{argv[0]} failed ({done.returncode}): {done.stderr.decode(errors='replace')[-2000:]}")
@@ -42,8 +42,8 @@ def run_timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float
     return elapsed, max(peak, before), done.stdout
 
 
-def best_of(repeat: int, argv: list[str]) -> tuple[float, int, bytes]:
-    runs = [run_timed(argv) for _ in range(repeat)]
+def best_of(repeat: int, argv: list[str], cwd: Path | None = None) -> tuple[float, int, bytes]:
+    runs = [run_timed(argv, cwd) for _ in range(repeat)]
     return min(runs, key=lambda r: r[0])
 
 
@@ -52,8 +52,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
-    sniffroute = shutil.which("sniffroute") or str(Path(sys.executable).with_name("sniffroute"))
+    # The command of this checkout, whatever `sniffroute` on PATH would import: run from the repository root,
+    # `python -m` puts it first on sys.path (and costs what the console script costs).
+    sniffroute = [sys.executable, "-m", "sniffroute.cli"]
     tshark = shutil.which("tshark")
     rows = []
     for kind in ("dense", "sparse"):
@@ -63,10 +66,10 @@ def main() -> None:
         db = args.out / f"{kind}.sqlite"
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
-        no_store = best_of(args.repeat, [sniffroute, "replay", "--json", "--no-store", str(capture)])
+        no_store = best_of(args.repeat, [*sniffroute, "replay", "--json", "--no-store", str(capture)], HERE.parent)
         summary = json.loads(no_store[2])
         prefixes = sum(summary["announced"].values())
-        with_store = best_of(args.repeat, [sniffroute, "replay", "--json", "--db", str(db), str(capture)])
+        with_store = best_of(args.repeat, [*sniffroute, "replay", "--json", "--db", str(db), str(capture)], HERE.parent)
         paths = json.loads(with_store[2])["rib"]["paths"]
         db_bytes = sum(os.path.getsize(str(db) + s) for s in ("", "-wal") if os.path.exists(str(db) + s))
         row = {

@@ -144,6 +144,9 @@ class Rib:
         self._old_best: dict[tuple[AfiSafi, bytes], Path | None] = {}
         self._igp_cost = igp_cost or self.ospf_cost
         self.stats = RibStats()
+        # peer -> a generation no path of the peer is older than, where known: lets `flush_peer(older_than=...)`
+        # (every End-of-RIB) skip walking a full table that has nothing that old.
+        self._oldest: dict[int, float] = {}
 
     # -- peers ---------------------------------------------------------------------------------------------
     def add_peer(self, address: str, local_address: str) -> Peer:
@@ -167,7 +170,17 @@ class Rib:
         if self.track_changes:
             self._remember(family, prefixes)
         peer = path.peer
+        oldest = self._oldest.get(peer)
+        if oldest is not None and path.generation < oldest:
+            self._oldest[peer] = path.generation
         if path_ids is None:
+            if table.keys().isdisjoint(prefixes):
+                # The common case, all new (a table being learnt): one bulk insert. A prefix repeated within the
+                # list replaces itself, counted as the loop below counts it.
+                fresh = dict.fromkeys(prefixes, path)
+                table.update(fresh)
+                stats.implicit_withdraws += len(prefixes) - len(fresh)
+                return
             get = table.get
             for prefix in prefixes:
                 current = get(prefix)
@@ -227,8 +240,13 @@ class Rib:
 
     def flush_peer(self, peer: int, families: Iterable[AfiSafi] | None = None, older_than: int | None = None) -> int:
         """Remove a peer's routes (all, of some families, or those of generations before `older_than`)."""
+        oldest = self._oldest.get(peer)
+        if older_than is not None and oldest is not None and oldest >= older_than:
+            return 0  # nothing that old
         removed = 0
-        for family in list(families) if families is not None else list(self.tables):
+        chosen = list(families) if families is not None else list(self.tables)
+        every_family = families is None or set(self.tables) <= set(chosen)
+        for family in chosen:
             table = self.tables.get(family)
             if not table:
                 continue
@@ -256,6 +274,11 @@ class Rib:
             removed += len(doomed_single)
             for prefix in [p for p, c in table.items() if type(c) is dict and not c]:
                 del table[prefix]
+        if every_family:
+            # What is left of the peer is at least this recent (nothing left at all after a full flush).
+            self._oldest[peer] = (
+                float("inf") if older_than is None else older_than if oldest is None else max(older_than, oldest)
+            )
         return removed
 
     # -- restart -----------------------------------------------------------------------------------------------
@@ -462,12 +485,16 @@ class Rib:
         return None
 
     def count(self, family: AfiSafi | None = None) -> int:
-        return sum(
-            1 if type(entry) is Path else len(entry)  # type: ignore[arg-type]
-            for fam, table in self.tables.items()
-            if family in (None, fam)
-            for entry in table.values()
-        )
+        total = 0
+        for fam, table in self.tables.items():
+            if family not in (None, fam):
+                continue
+            entries = table.values()
+            several = list(map(type, entries)).count(dict)  # counted in C: most prefixes have a single Path
+            total += len(table) - several
+            if several:
+                total += sum(len(entry) for entry in entries if type(entry) is dict)  # type: ignore[arg-type]
+        return total
 
     def prefix_count(self) -> dict[AfiSafi, int]:
         return {family: len(table) for family, table in self.tables.items() if table}

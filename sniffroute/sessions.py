@@ -26,7 +26,14 @@ from parsers.bgp.messages import MessageReader, RawMessage, Skipped, Update, dec
 from parsers.bgp.nlri import nlri_fits
 from parsers.bgp.notification import Notification
 from parsers.bgp.open import Open
-from parsers.bgp.update import AttributeCache, UpdateRoutes, as_path_fits, split_mp_attributes, update_routes
+from parsers.bgp.update import (
+    AttributeCache,
+    UpdateRoutes,
+    as_path_fits,
+    plain_announcement,
+    split_mp_attributes,
+    update_routes,
+)
 from parsers.errors import Action, DecodeError, ParseError
 from sniffroute.rib import Path, Peer, PeerState, Rib
 from sniffroute.streams import Closed, CloseReason, Data, Flow, Gap, Opened
@@ -128,14 +135,19 @@ class SessionTracker:
     def handle(self, event: Opened | Data | Gap | Closed) -> None:
         if self._stale:
             self._expire_stale(event.now)
-        if isinstance(event, Data):
-            speaker = self._speaker(event.conn_id, event.flow, event.now)
-            session = self.sessions[event.conn_id]
+        if type(event) is Data:
+            session = self.sessions.get(event.conn_id)
+            speaker = session.speakers.get(event.flow) if session is not None else None
+            if speaker is None:
+                speaker = self._speaker(event.conn_id, event.flow, event.now)
+                session = self.sessions[event.conn_id]
+            now = event.now
+            message = self._message
             for item in speaker.reader.feed(event.data):
-                if isinstance(item, RawMessage):
-                    self._message(session, speaker, item, event.now)
+                if type(item) is RawMessage:
+                    message(session, speaker, item, now)  # type: ignore[arg-type]
                 else:
-                    self._skipped(speaker, item, event.now)
+                    self._skipped(speaker, item, now)  # type: ignore[arg-type]
         elif isinstance(event, Opened):
             self._speaker(event.conn_id, event.flow, event.now)
         elif isinstance(event, Gap):
@@ -222,10 +234,11 @@ class SessionTracker:
 
     # -- messages ------------------------------------------------------------------------------------------
     def _message(self, session: Session, speaker: Speaker, raw: RawMessage, now: float) -> None:
-        name = _type_name(raw.type)
+        msg_type = raw.type
+        name = _TYPE_NAMES.get(msg_type) or _type_name(msg_type)
         speaker.messages[name] += 1
         self.stats.messages[name] += 1
-        if raw.type == MessageType.UPDATE:
+        if msg_type == _UPDATE:
             self._update(session, speaker, raw, now)
             return
         try:
@@ -336,6 +349,24 @@ class SessionTracker:
         return ctx
 
     def _update(self, session: Session, speaker: Speaker, raw: RawMessage, now: float) -> None:
+        ctx = speaker.ctx
+        peer = speaker.peer
+        if (
+            ctx is not None
+            and (not ctx.inferred or speaker.as4 is not None)
+            and peer is not None
+            and peer.session == session.conn_id
+        ):
+            # Most UPDATEs of a session under way just announce: decoded in one pass, straight into the RIB. An
+            # inferred context qualifies once its AS width and the family's ADD-PATH use are settled (_context
+            # would infer nothing new from this UPDATE).
+            plain = plain_announcement(raw.body, ctx, self.cache)
+            if plain is not None and (not ctx.inferred or plain[0] in speaker.add_path):
+                family, prefixes, attrs, next_hop, link_local = plain
+                self.stats.announced[_FAMILY_KEYS.get(family) or _family_key(family)] += len(prefixes)
+                path = Path(peer.id, attrs, next_hop, link_local, now, speaker.generation)
+                self.rib.announce(family, prefixes, None, path)
+                return
         try:
             update = decode_update(raw.body)
         except DecodeError as exc:
@@ -445,6 +476,7 @@ RIB_FAMILIES = frozenset({(1, 1), (2, 1)})
 
 _FAMILY_KEYS: dict[AfiSafi, str] = {}
 _TYPE_NAMES = {int(t): t.name.lower() for t in MessageType}
+_UPDATE = int(MessageType.UPDATE)
 
 
 def _family_key(family: AfiSafi) -> str:

@@ -14,6 +14,7 @@ import os
 import sqlite3
 from collections.abc import Callable
 from ipaddress import IPv4Address
+from operator import attrgetter, itemgetter
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
@@ -94,12 +95,15 @@ def code_family(code: int) -> tuple[int, int]:
     return code >> 8, code & 0xFF
 
 
+_ORIGIN_NAMES = {int(origin): origin.name.lower() for origin in Origin}
+
+
 def attributes_json(attrs: PathAttributes) -> dict[str, Any]:
     """The attribute fields of a route as shown by `rib --json` (DESIGN.md)."""
     origin = attrs.origin
     return {
         "as_path": as_path_json(attrs.as_path),
-        "origin": Origin(origin).name.lower() if origin in (0, 1, 2) else origin,
+        "origin": _ORIGIN_NAMES.get(origin, origin),  # type: ignore[arg-type]
         "med": attrs.med,
         "local_pref": attrs.local_pref,
         "communities": [format_community(c) for c in attrs.communities],
@@ -155,39 +159,76 @@ _ONLY_PATH = _REASON_CODES[Reason.ONLY_PATH]
 
 
 def _route_rows(
-    rib: Rib, ospf_wins: set[tuple[tuple[int, int], bytes]], path_id_of: Callable[[Path], int], known: dict[int, int]
-) -> list[tuple[Any, ...]]:
-    """One row per path, in key order (a B-tree takes sorted inserts fastest). A BGP best path is stored as best
-    only when the Loc-RIB uses BGP for its prefix (not in `ospf_wins`)."""
+    rib: Rib, ospf_wins: set[tuple[tuple[int, int], bytes]], path_id_of: Callable[[Path], int], known: dict[Path, int]
+) -> tuple[dict[int, list[Any]], list[tuple[Any, ...]]]:
+    """The route rows, in key order (a B-tree takes sorted inserts fastest): per family code, the flat
+    (prefix, peer, path) triples of the common row (a single path, best, no ADD-PATH id); and every other row
+    whole. A BGP best path is stored as best only when the Loc-RIB uses BGP for its prefix (not in `ospf_wins`)."""
+    singles: dict[int, list[Any]] = {}
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     for family, table in rib.tables.items():
         code = family_code(family)
+        if not ospf_wins and list(map(type, table.values())).count(dict) == 0:
+            singles[code] = _single_rows(table, path_id_of, known)
+            continue
         decisions = rib.decisions[family]
-        for prefix in sorted(table):
-            entry = table[prefix]
+        flat: list[Any] = []
+        singles[code] = flat
+        extend = flat.extend
+        get = known.get
+        for prefix, entry in sorted(table.items(), key=_first):
             lost = bool(ospf_wins) and (family, prefix) in ospf_wins
             if type(entry) is Path:
-                path_id = known.get(id(entry)) or path_id_of(entry)
-                append(
-                    (
-                        code,
-                        prefix,
-                        entry.peer,
-                        NO_PATH_ID,
-                        path_id,
-                        int(not lost),
-                        None if lost else _ONLY_PATH,
-                    )
-                )
+                path_id = get(entry)
+                if path_id is None:
+                    path_id = path_id_of(entry)
+                if lost:
+                    append((code, prefix, entry.peer, NO_PATH_ID, path_id, 0, None))
+                else:
+                    extend((prefix, entry.peer, path_id))
                 continue
             decision = decisions.get(prefix)
             for source, path in sorted(entry.items(), key=_source_order):  # type: ignore[union-attr]
                 best = decision is not None and decision[0] == source and not lost
                 reason = _REASON_CODES[decision[1]] if best else None  # type: ignore[index]
                 path_id = NO_PATH_ID if source[1] is None else source[1]
-                append((code, prefix, source[0], path_id, known.get(id(path)) or path_id_of(path), int(best), reason))
-    return rows
+                append((code, prefix, source[0], path_id, get(path) or path_id_of(path), int(best), reason))
+    return singles, rows
+
+
+def _single_rows(table: dict[bytes, Any], path_id_of: Callable[[Path], int], known: dict[Path, int]) -> list[Any]:
+    """The flat (prefix, peer, path) triples of a table whose prefixes all have a single path, BGP's; built in a
+    few passes that each run in C, with path ids handed out in the same order as the row-by-row walk."""
+    prefixes = sorted(table)
+    paths = list(map(table.__getitem__, prefixes))
+    for path in dict.fromkeys(paths):  # distinct paths (Path compares by identity), in order of first use
+        if path not in known:
+            path_id_of(path)
+    flat: list[Any] = [None] * (3 * len(prefixes))
+    flat[0::3] = prefixes
+    flat[1::3] = map(_peer_of, paths)
+    flat[2::3] = map(known.__getitem__, paths)
+    return flat
+
+
+_first = itemgetter(0)
+_peer_of = attrgetter("peer")
+
+
+# Rows per INSERT statement for the common route row: one statement per row costs more than the insert itself.
+ROWS_PER_INSERT = 300  # 900 parameters: under SQLite's oldest limit (999); more rows per statement gain nothing
+
+
+def _insert_singles(db: sqlite3.Connection, code: int, flat: list[Any]) -> None:
+    """INSERT the (prefix, peer, path) triples of single best paths of one family, many rows per statement."""
+    one = f"({code},?,?,{NO_PATH_ID},?,1,{_ONLY_PATH})"
+    full = "INSERT INTO routes VALUES " + ",".join([one] * ROWS_PER_INSERT)
+    step = 3 * ROWS_PER_INSERT
+    for start in range(0, len(flat), step):
+        chunk = flat[start : start + step]
+        sql = full if len(chunk) == step else "INSERT INTO routes VALUES " + ",".join([one] * (len(chunk) // 3))
+        db.execute(sql, chunk)
 
 
 def _source_order(item: tuple[tuple[int, int | None], Path]) -> tuple[int, int]:
@@ -291,13 +332,12 @@ class Store:
                 ],
             )
             attr_ids: dict[int, int] = {}
-            path_ids: dict[int, int] = {}
+            path_ids: dict[Path, int] = {}  # Path compares by identity
             attr_rows: list[tuple[Any, ...]] = []
             path_rows: list[tuple[Any, ...]] = []
 
             def path_id_of(path: Path) -> int:
-                key = id(path)
-                found = path_ids.get(key)
+                found = path_ids.get(path)
                 if found is None:
                     attrs_key = id(path.attrs)
                     attrs_id = attr_ids.get(attrs_key)
@@ -305,7 +345,7 @@ class Store:
                         attrs_id = attr_ids[attrs_key] = len(attr_ids) + 1
                         shown = json.dumps(attributes_json(path.attrs))
                         attr_rows.append((attrs_id, shown, *attributes_wire(path.attrs)))
-                    found = path_ids[key] = len(path_ids) + 1
+                    found = path_ids[path] = len(path_ids) + 1
                     path_rows.append(
                         (
                             found,
@@ -321,10 +361,11 @@ class Store:
 
             insert = "INSERT INTO routes VALUES (?,?,?,?,?,?,?)"
             ospf_wins = ospf_selected(rib)  # prefixes whose Loc-RIB route is OSPF's: decided once for both tables
-            rows = _route_rows(rib, ospf_wins, path_id_of, path_ids)  # path_ids: filled by path_id_of, read inline
-            for start in range(0, len(rows), 50_000):
-                db.executemany(insert, rows[start : start + 50_000])
-            written = len(rows)
+            singles, rows = _route_rows(rib, ospf_wins, path_id_of, path_ids)  # path_ids: filled by path_id_of
+            for code, flat in singles.items():
+                _insert_singles(db, code, flat)
+            db.executemany(insert, rows)
+            written = len(rows) + sum(len(flat) for flat in singles.values()) // 3
             db.executemany("INSERT INTO attrs (id, json, wire, wire_as4, wire_errors) VALUES (?,?,?,?,?)", attr_rows)
             db.executemany("INSERT INTO paths VALUES (?,?,?,?,?,?,?)", path_rows)
             db.executemany("INSERT INTO ospf_routes VALUES (?,?,?,?)", ospf_route_rows(rib, ospf_wins))

@@ -16,12 +16,14 @@ ADD-PATH state, which belongs to the NLRI layer.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import NamedTuple
 
 from parsers.bgp.constants import (
     AS_TRANS,
@@ -83,6 +85,9 @@ _MAX_SHORT_LEN = 255  # above this an attribute needs the Extended Length bit
 
 # One compiled layout per segment length and AS width: segments are decoded for every distinct block.
 _SEGMENT_LAYOUTS = {width: [struct.Struct(f"!{n}{'I' if width == 4 else 'H'}") for n in range(256)] for width in (2, 4)}
+# NamedTuples made per attribute and per segment skip their generated __new__ (a Python-level call).
+_new_tuple = tuple.__new__
+_U32_LAYOUTS = [struct.Struct(f"!{n}I") for n in range(64)]  # communities, by count
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _AGGREGATOR2 = struct.Struct("!H4s")  # RFC 4271 5.1.7: 2-octet AS, IPv4 address
@@ -104,9 +109,9 @@ _OTC_LEN = 4  # RFC 9234 5
 # Records
 
 
-@dataclass(frozen=True, slots=True)
-class AsSegment:
-    """One AS_PATH segment; `type` is a `SegmentType` value (kept a plain int on the hot path)."""
+class AsSegment(NamedTuple):
+    """One AS_PATH segment; `type` is a `SegmentType` value (kept a plain int on the hot path). A NamedTuple:
+    built for every distinct attribute block, where a frozen dataclass costs three times as much to make."""
 
     type: int
     asns: tuple[int, ...]
@@ -140,9 +145,8 @@ class MpUnreach:
     nlri: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Attribute:
-    """One path attribute as on the wire.
+class Attribute(NamedTuple):
+    """One path attribute as on the wire (a NamedTuple, cheap to make: several per distinct attribute block).
 
     `flags` is the flags octet exactly as received (Extended Length and Partial included), so that encoding
     gives back the same bytes. `value` is typed per code (see `ATTRIBUTE_CODECS`); unknown codes and codes
@@ -244,7 +248,7 @@ def _decode_segments(buf: bytes, start: int, stop: int, width: int, name: str, s
         end = i + _SEGMENT_HEAD + count * width
         if end > stop:
             raise _Malformed(f"{name} segment runs past the attribute", subcode)
-        segments.append(AsSegment(seg_type, layouts[count].unpack_from(buf, i + _SEGMENT_HEAD)))
+        segments.append(_new_tuple(AsSegment, (seg_type, layouts[count].unpack_from(buf, i + _SEGMENT_HEAD))))
         i = end
     return tuple(segments)
 
@@ -341,6 +345,8 @@ def _encode_as4_aggregator(value: object, ctx: SessionContext) -> bytes:
 
 def _decode_communities(buf: bytes, start: int, stop: int, ctx: SessionContext) -> tuple[int, ...]:
     count = _need_multiple(start, stop, _COMMUNITY_LEN, "COMMUNITIES")
+    if count < len(_U32_LAYOUTS):
+        return _U32_LAYOUTS[count].unpack_from(buf, start)  # type: ignore[no-any-return]
     return struct.unpack_from(f"!{count}I", buf, start)
 
 
@@ -576,7 +582,7 @@ def decode_attributes(
             )
             break
         code = buf[i + 1]
-        length = _U16.unpack_from(buf, i + 2)[0] if head == 4 else buf[i + 2]
+        length = ((buf[i + 2] << 8) | buf[i + 3]) if head == 4 else buf[i + 2]
         start = i + head
         stop = start + length
         if stop > end:
@@ -629,7 +635,7 @@ def decode_attributes(
         except _Malformed as bad:
             errors.append(_error(bad.kind, i, stop - i, bad.action or codec.on_error, bad.subcode, bad.detail))
         else:
-            attrs.append(Attribute(code, flags, value))
+            attrs.append(_new_tuple(Attribute, (code, flags, value)))
         i = stop
     return tuple(attrs), tuple(errors)
 
@@ -739,14 +745,28 @@ def path_attributes(data: bytes | memoryview, ctx: SessionContext) -> PathAttrib
             as_path, aggregator, as4_path, as4_aggregator, _offset_of(data, _AS4_PATH), notes
         )
         errors += tuple(notes)
-    return PathAttributes(
-        as_path=as_path,
-        aggregator=aggregator,
-        attributes=attrs,
-        errors=errors,
-        action=strongest(errors) if errors else Action.NONE,
-        **fields,  # type: ignore[arg-type]
-    )
+    fields["as_path"] = as_path
+    fields["aggregator"] = aggregator
+    fields["attributes"] = attrs
+    fields["errors"] = errors
+    fields["action"] = strongest(errors) if errors else Action.NONE
+    return _new_path_attributes(fields)
+
+
+# A frozen dataclass sets each of its 15 fields through object.__setattr__ in __init__ (about 5 us); this builds
+# the same object by writing the slots directly, once per distinct attribute block. The defaults come from the
+# class, so the result equals PathAttributes(**fields).
+_PATH_ATTRIBUTE_SLOTS = tuple(
+    (f.name, PathAttributes.__dict__[f.name].__set__, f.default) for f in dataclasses.fields(PathAttributes)
+)
+
+
+def _new_path_attributes(fields: dict[str, object]) -> PathAttributes:
+    out = object.__new__(PathAttributes)
+    get = fields.get
+    for name, store, default in _PATH_ATTRIBUTE_SLOTS:
+        store(out, get(name, default))
+    return out
 
 
 def _offset_of(data: bytes | memoryview, code: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from parsers.bgp.constants import (
     HEADER_LEN,
@@ -24,6 +25,7 @@ from parsers.errors import Action, DecodeError, ParseError
 
 _HEADER = struct.Struct("!16sHB")
 _U16 = struct.Struct("!H")
+_new_tuple = tuple.__new__
 # RFC 4271 4.1: the smallest legal length of each message type (header included).
 MIN_LENGTH = {
     MessageType.OPEN: 29,
@@ -34,9 +36,9 @@ MIN_LENGTH = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
-    """One framed message: its type, its body (after the header) and where it started in the stream."""
+class RawMessage(NamedTuple):
+    """One framed message: its type, its body (after the header) and where it started in the stream (a
+    NamedTuple: one per message, cheaper to make than a frozen dataclass)."""
 
     type: int
     body: bytes
@@ -85,39 +87,54 @@ class MessageReader:
 
     def feed(self, data: bytes) -> Iterator[RawMessage | Skipped]:
         """Add bytes; yield every message they complete (and any bytes skipped to find one)."""
-        buf = self._buf
-        buf += data
+        held = self._buf
+        if held or type(data) is not bytes:
+            held += data
+            buf: bytes | bytearray = held
+        else:
+            buf = data  # nothing held: messages are cut straight out of the new bytes, without copying them in
         pos = 0
         end = len(buf)
         max_len = self.max_len
-        while end - pos >= HEADER_LEN:
-            if self._hunting or buf[pos : pos + 16] != MARKER:
-                found = self._find_header(buf, pos, end)
-                if found is None:
-                    # Keep the tail that could still begin a marker.
-                    keep = max(pos, end - HEADER_LEN + 1)
-                    if keep > pos:
-                        yield self._skip(pos, keep - pos, "no BGP marker")
-                        pos = keep
+        done = False
+        try:
+            while end - pos >= HEADER_LEN:
+                if self._hunting or buf[pos : pos + 16] != MARKER:
+                    found = self._find_header(buf, pos, end)
+                    if found is None:
+                        # Keep the tail that could still begin a marker.
+                        keep = max(pos, end - HEADER_LEN + 1)
+                        if keep > pos:
+                            yield self._skip(pos, keep - pos, "no BGP marker")
+                            pos = keep
+                        break
+                    if found > pos:
+                        yield self._skip(pos, found - pos, "bytes before the next BGP marker")
+                    pos = found
+                    self._hunting = False
+                length, msg_type = _HEADER.unpack_from(buf, pos)[1:]
+                if length < HEADER_LEN or length > max_len:
+                    # RFC 4271 6.1 Bad Message Length: the framing is lost; hunt past this marker.
+                    yield self._skip(pos, 1, f"bad message length {length}", HeaderSubcode.BAD_MESSAGE_LENGTH)
+                    pos += 1
+                    self._hunting = True
+                    continue
+                if end - pos < length:
                     break
-                if found > pos:
-                    yield self._skip(pos, found - pos, "bytes before the next BGP marker")
-                pos = found
-                self._hunting = False
-            length, msg_type = _HEADER.unpack_from(buf, pos)[1:]
-            if length < HEADER_LEN or length > max_len:
-                # RFC 4271 6.1 Bad Message Length: the framing is lost; hunt past this marker.
-                yield self._skip(pos, 1, f"bad message length {length}", HeaderSubcode.BAD_MESSAGE_LENGTH)
-                pos += 1
-                self._hunting = True
-                continue
-            if end - pos < length:
-                break
-            yield RawMessage(msg_type, bytes(buf[pos + HEADER_LEN : pos + length]), self._base + pos)
-            pos += length
-        if pos:
-            del buf[:pos]
-            self._base += pos
+                body = bytes(buf[pos + HEADER_LEN : pos + length])
+                yield _new_tuple(RawMessage, (msg_type, body, self._base + pos))  # RawMessage(...), minus a call
+                pos += length
+            done = True
+        finally:
+            if buf is held:
+                if done and pos:
+                    del held[:pos]
+                    self._base += pos
+            elif done:
+                held += buf[pos:]
+                self._base += pos
+            else:
+                held += buf  # abandoned half-way: keep every byte, as when they are added to the buffer first
 
     def _skip(self, pos: int, length: int, why: str, subcode: int = 0) -> Skipped:
         code = NotificationCode.MESSAGE_HEADER_ERROR if subcode else 0
@@ -127,7 +144,7 @@ class MessageReader:
             ParseError(why, self._base + pos, length, Action.SESSION_RESET if subcode else Action.NONE, code, subcode),
         )
 
-    def _find_header(self, buf: bytearray, pos: int, end: int) -> int | None:
+    def _find_header(self, buf: bytes | bytearray, pos: int, end: int) -> int | None:
         """Offset of the next marker followed by a plausible length and type."""
         while True:
             found = buf.find(MARKER, pos, end)

@@ -266,6 +266,113 @@ def update_routes(update: Update, ctx: SessionContext, cache: AttributeCache) ->
     return out
 
 
+# Entry size (length octet + prefix octets) per first octet of a unicast NLRI entry, for each address width; a
+# length beyond the width maps past any field, so the one bounds check below also catches it.
+_NO_FIT = 1 << 30
+_ENTRY_SIZES = {
+    max_bits: tuple(1 + ((bits + 7) >> 3) if bits <= max_bits else _NO_FIT for bits in range(256))
+    for max_bits in (32, 128)
+}
+_PLAIN_FAMILIES = {(1, 1): _ENTRY_SIZES[32], (2, 1): _ENTRY_SIZES[128]}  # IPv4 and IPv6 unicast
+_V4_SIZES = _ENTRY_SIZES[32]
+_NEXT_HOPS: dict[tuple[int, int, bytes], tuple[str, ...]] = {}  # MP_REACH next hops seen: a session has few
+_MAX_NEXT_HOPS = 4096
+
+
+def _unicast_prefixes(data: bytes, i: int, end: int, sizes: tuple[int, ...]) -> list[bytes] | None:
+    """The wire prefixes of a unicast NLRI field without path identifiers, or None if it does not split exactly."""
+    out: list[bytes] = []
+    append = out.append
+    while i < end:
+        stop = i + sizes[data[i]]
+        if stop > end:
+            return None
+        append(data[i:stop])
+        i = stop
+    return out
+
+
+def plain_announcement(
+    body: bytes, ctx: SessionContext, cache: AttributeCache
+) -> tuple[AfiSafi, list[bytes], PathAttributes, str | None, str | None] | None:
+    """The routes of the commonest UPDATE, decoded in one pass over the body without intermediate records:
+    prefixes of IPv4 or IPv6 unicast (in the NLRI field or one MP_REACH_NLRI, not both), no withdrawals, no path
+    identifiers, nothing malformed, attributes without errors. Returns (family, prefixes, attributes, next hop,
+    link-local next hop), what `update_routes` gives for such a body; None for any other UPDATE, which
+    `decode_update` + `update_routes` then handle in full (errors, withdrawals, End-of-RIB, other families)."""
+    size = len(body)
+    if size < 4 or body[0] or body[1]:
+        return None  # short, or withdrawals
+    end = 4 + ((body[2] << 8) | body[3])
+    if end > size or end == 4:
+        return None
+    # Walk the attribute headers: find MP_REACH_NLRI, refuse MP_UNREACH_NLRI and anything that does not walk.
+    reach = -1
+    value_at = value_end = 0
+    i = 4
+    while i < end:
+        if i + 3 > end:
+            return None
+        flags = body[i]
+        code = body[i + 1]
+        if flags & 0x10:  # extended length
+            if i + 4 > end:
+                return None
+            stop = i + 4 + ((body[i + 2] << 8) | body[i + 3])
+            head = 4
+        else:
+            stop = i + 3 + body[i + 2]
+            head = 3
+        if stop > end:
+            return None
+        if code == 14:  # MP_REACH_NLRI: once, optional non-transitive (RFC 7606 3.c, 3.g)
+            if reach >= 0 or flags & 0xC0 != 0x80:
+                return None
+            reach, value_at, value_end = i, i + head, stop
+        elif code == 15:  # MP_UNREACH_NLRI
+            return None
+        i = stop
+    if reach < 0:
+        if end == size or IPV4_UNICAST in ctx.add_path:
+            return None
+        prefixes = _unicast_prefixes(body, end, size, _V4_SIZES)
+        if prefixes is None:
+            return None
+        attrs = cache.get(body[4:end], ctx)
+        if attrs.errors or cache.missing(attrs, True):
+            return None
+        return IPV4_UNICAST, prefixes, attrs, attrs.next_hop, None
+    if end != size or value_end - value_at < 4:
+        return None  # IPv4 NLRI beside MP_REACH_NLRI, or its fixed fields cut
+    family = ((body[value_at] << 8) | body[value_at + 1], body[value_at + 2])
+    sizes = _PLAIN_FAMILIES.get(family)
+    nlri_at = value_at + 5 + body[value_at + 3]  # AFI, SAFI, next hop length, next hop, reserved octet
+    if sizes is None or nlri_at > value_end or family in ctx.add_path:
+        return None
+    prefixes = _unicast_prefixes(body, nlri_at, value_end, sizes)
+    if not prefixes:
+        return None
+    shared = body[4:reach] + body[value_end:end]
+    if not shared:
+        return None
+    attrs = cache.get(shared, ctx)
+    if attrs.errors or cache.missing(attrs, False):
+        return None
+    key = (family[0], family[1], body[value_at + 4 : nlri_at - 1])
+    next_hops = _NEXT_HOPS.get(key)
+    if next_hops is None:
+        if len(_NEXT_HOPS) >= _MAX_NEXT_HOPS:
+            _NEXT_HOPS.clear()
+        next_hops = _NEXT_HOPS[key] = next_hop_addresses(*key)
+    return (
+        family,
+        prefixes,
+        attrs,
+        next_hops[0] if next_hops else None,
+        next_hops[1] if len(next_hops) > 1 else None,
+    )
+
+
 def _withdraw_all(out: UpdateRoutes) -> None:
     """Treat-as-withdraw (RFC 7606 2): every route the UPDATE announced is withdrawn instead."""
     for announcement in out.announced:
