@@ -17,6 +17,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.l2 import Dot1Q, Ether
 
+from parsers.capture import open_capture
 from sniffroute import backends
 from sniffroute.config import Config, OpenFlowConfig, RouterInterface
 from sniffroute.store import Store
@@ -131,3 +132,21 @@ def test_tunnelled_frames_reach_the_store(engine: backends.LiveEngine, tmp_path:
 
     _wait(lambda: (stored() or {}).get("packet_out") == 1, "the tunnel counters in the store")
     _wait(lambda: engine.pipeline.stats.frames == 2 and engine.pipeline.stats.bgp_segments == 1, "the pipeline")
+
+
+def test_ospf_routes_reach_the_store_without_any_bgp(engine: backends.LiveEngine, tmp_path: Path) -> None:
+    """OSPF alone (no BGP message ever) changes what the store must hold: the saved RIB follows the LSDB."""
+    engine.attach(lambda out: None)
+    _wait(lambda: (tmp_path / "rib.sqlite").exists(), "the first save")
+    time.sleep(0.2)  # saves of the empty RIB are behind us
+    with open_capture(Path(__file__).parent / "fixtures" / "lab" / "ospf_lab.pcap") as capture:
+        frames = [bytes(Ether(frame.data)) for frame in capture if IP in Ether(frame.data)]
+    for frame in frames[:400]:
+        engine.fake_taps[0].peer.send(frame)  # type: ignore[attr-defined]
+
+    def ospf_routes() -> list[dict]:
+        with Store(tmp_path / "rib.sqlite") as store:
+            return store.routes(protocol="ospf")
+
+    _wait(lambda: engine.pipeline.stats.ospf_packets > 0, "the OSPF packets in the pipeline")
+    _wait(lambda: bool(ospf_routes()), "OSPF routes in the store")

@@ -312,13 +312,17 @@ class LiveEngine:
             self._failed("commit")
 
     def _rib_signature(self) -> tuple[Any, ...]:
-        """Changes whenever what the store holds would: messages other than KEEPALIVE, gaps, sessions, peers."""
+        """Changes whenever what the store holds would: messages other than KEEPALIVE, gaps, sessions, peers, and
+        the OSPF LSDB and segments (OSPF routes change without any BGP message)."""
         sessions = self.pipeline.sessions
         stats = sessions.stats
         messages = sum(count for kind, count in stats.messages.items() if kind != KEEPALIVE)
         peers = tuple((p.id, p.state, p.generation, p.possibly_stale) for p in self.pipeline.rib.peers.values())
         states = tuple(s.state for s in sessions.all_sessions())
-        return messages, stats.gaps, states, peers
+        ospf = self.pipeline.ospf
+        lsdb = ospf.lsdb.stats
+        changes = (lsdb.installed, lsdb.refreshes, lsdb.flushes, lsdb.aged_out, len(ospf.segments))
+        return messages, stats.gaps, states, peers, changes
 
     def _failed(self, what: str) -> None:
         self.counters.pipeline_errors += 1
