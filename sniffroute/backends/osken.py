@@ -115,6 +115,7 @@ class SniffrouteOsKen(app_manager.OSKenApp):
         ofp, parser = datapath.ofproto, datapath.ofproto_parser
         engine = self._engine()
         openflow = engine.config.openflow
+        self.meter_add_xids.clear()  # adds of an earlier connection: answered (or not) by now
         rate_meters = (
             0
             if features is None
