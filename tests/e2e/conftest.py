@@ -169,6 +169,10 @@ class Switch:
     def vsctl(self, *args: str) -> str:
         return self._run(["ovs-vsctl", f"--db=unix:{self.base / 'run' / 'db.sock'}", "--timeout=10", *args])
 
+    def add_port(self, dev: str, port: int) -> None:
+        """Put `dev` on the bridge as OpenFlow port `port`."""
+        self.vsctl("add-port", BRIDGE, dev, "--", "set", "interface", dev, f"ofport_request={port}")
+
     def ofctl(self, *args: str) -> str:
         return self._run(["ovs-ofctl", "-O", "OpenFlow13", *args])
 
@@ -224,14 +228,21 @@ def switch(e2e_ready: None) -> Iterator[Switch]:
         subprocess.run(["bash", str(HERE / "ovs-down.sh"), str(base)], capture_output=True, check=False)
 
 
-def gobgpd_config() -> str:
-    lines = ["[global.config]", f"  as = {PEER_AS}", f'  router-id = "{PEER_V4}"']
-    for address, family in ((ROUTER_V4, "ipv4-unicast"), (ROUTER_V6, "ipv6-unicast")):
+def gobgpd_config(
+    asn: int = PEER_AS,
+    router_id: str = PEER_V4,
+    neighbors: tuple[tuple[str, str], ...] = ((ROUTER_V4, "ipv4-unicast"), (ROUTER_V6, "ipv6-unicast")),
+    peer_as: int = LOCAL_AS,
+) -> str:
+    """gobgpd's configuration: by default r1's, with the controller's router addresses as neighbours (address,
+    family), reconnecting at once."""
+    lines = ["[global.config]", f"  as = {asn}", f'  router-id = "{router_id}"']
+    for address, family in neighbors:
         lines += [
             "[[neighbors]]",
             "  [neighbors.config]",
             f'    neighbor-address = "{address}"',
-            f"    peer-as = {LOCAL_AS}",
+            f"    peer-as = {peer_as}",
             "  [neighbors.timers.config]",
             "    connect-retry = 1",
             "    idle-hold-time-after-reset = 1",
@@ -276,9 +287,7 @@ def router(switch: Switch, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         lab.offloads_off(SWITCH_NS, SWITCH_VETH)
         lab.up(ROUTER_NS, ROUTER_VETH)
         lab.up(SWITCH_NS, SWITCH_VETH)
-        switch.vsctl(
-            "add-port", BRIDGE, SWITCH_VETH, "--", "set", "interface", SWITCH_VETH, f"ofport_request={ROUTER_PORT}"
-        )
+        switch.add_port(SWITCH_VETH, ROUTER_PORT)
         config = workdir / "gobgpd.toml"
         config.write_text(gobgpd_config())
         lab.start(
@@ -482,6 +491,23 @@ EXABGP_ENV = {
 }
 
 
+def attach_to_switch(
+    lab: Lab, switch: Switch, ns: str, veth: str, switch_veth: str, port: int, cidr: str, mac: str
+) -> None:
+    """A new namespace `ns` with one IPv4 address and MAC on switch port `port`: IPv6 and offloads off (TCP
+    through the userspace datapath, test bed pitfall 1)."""
+    lab.namespace(ns)
+    lab.veth(ns, veth, SWITCH_NS, switch_veth)
+    run(in_ns(ns, ["ip", "link", "set", veth, "address", mac]))
+    lab.ipv6_off(ns, veth)
+    lab.address(ns, veth, cidr)
+    lab.offloads_off(ns, veth)
+    lab.offloads_off(SWITCH_NS, switch_veth)
+    lab.up(ns, veth)
+    lab.up(SWITCH_NS, switch_veth)
+    switch.add_port(switch_veth, port)
+
+
 @pytest.fixture(scope="module")
 def exa_router(switch: Switch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExaRouter]:
     if not EXABGP.exists():
@@ -489,18 +515,7 @@ def exa_router(switch: Switch, tmp_path_factory: pytest.TempPathFactory) -> Iter
     workdir = tmp_path_factory.mktemp(f"{TAG}-exabgp")
     lab = Lab(workdir)
     try:
-        lab.namespace(EXA_NS)
-        lab.veth(EXA_NS, EXA_VETH, SWITCH_NS, EXA_SWITCH_VETH)
-        run(in_ns(EXA_NS, ["ip", "link", "set", EXA_VETH, "address", EXA_MAC]))
-        lab.ipv6_off(EXA_NS, EXA_VETH)
-        lab.address(EXA_NS, EXA_VETH, f"{EXA_V4}/24")
-        lab.offloads_off(EXA_NS, EXA_VETH)
-        lab.offloads_off(SWITCH_NS, EXA_SWITCH_VETH)
-        lab.up(EXA_NS, EXA_VETH)
-        lab.up(SWITCH_NS, EXA_SWITCH_VETH)
-        switch.vsctl(
-            "add-port", BRIDGE, EXA_SWITCH_VETH, "--", "set", "interface", EXA_SWITCH_VETH, f"ofport_request={EXA_PORT}"
-        )
+        attach_to_switch(lab, switch, EXA_NS, EXA_VETH, EXA_SWITCH_VETH, EXA_PORT, f"{EXA_V4}/24", EXA_MAC)
         api_process, api_log, commands = workdir / "api.py", workdir / "api.log", workdir / "commands"
         api_process.write_text(EXA_API_PROCESS)
         os.mkfifo(commands)
@@ -511,6 +526,25 @@ def exa_router(switch: Switch, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield exa_router
     finally:
         lab.close()
+
+
+def interface_toml(name: str, port: int, addresses: tuple[str, ...], vlan: int | None = None) -> str:
+    """One `[[interfaces]]` table of the controller's configuration."""
+    tagged = "" if vlan is None else f"vlan = {vlan}\n"
+    listed = ", ".join(f'"{address}"' for address in addresses)
+    return f'\n[[interfaces]]\nname = "{name}"\nport = {port}\n{tagged}addresses = [{listed}]\n'
+
+
+def peer_toml(address: str, peer_as: int) -> str:
+    """One `[[peers]]` table: a session the holder keeps, with the bed's short hold time."""
+    return f"""
+[[peers]]
+address = "{address}"
+peer_as = {peer_as}
+local_as = {LOCAL_AS}
+router_id = "{ROUTER_V4}"
+hold_time = {HOLD_TIME}
+"""
 
 
 def controller_config(store: Path, *, peers: bool = True, tun_device: str | None = None, exabgp: bool = False) -> str:
@@ -525,35 +559,14 @@ log_level = "info"
 [openflow]
 listen = "{OPENFLOW_LISTEN}"
 port = {OPENFLOW_PORT}
-
-[[interfaces]]
-name = "{TAP}"
-port = {ROUTER_PORT}
-addresses = ["{ROUTER_V4}/24", "{ROUTER_V6}/64"]
-
-[[interfaces]]
-name = "{VLAN_TAP}"
-port = {ROUTER_PORT}
-vlan = {VLAN}
-addresses = ["{ROUTER_VLAN_V4}/24"]
 """
+    text += interface_toml(TAP, ROUTER_PORT, (f"{ROUTER_V4}/24", f"{ROUTER_V6}/64"))
+    text += interface_toml(VLAN_TAP, ROUTER_PORT, (f"{ROUTER_VLAN_V4}/24",), vlan=VLAN)
     if exabgp:
-        text += f"""
-[[interfaces]]
-name = "{EXA_TAP}"
-port = {EXA_PORT}
-addresses = ["{EXA_ROUTER_V4}/24"]
-"""
+        text += interface_toml(EXA_TAP, EXA_PORT, (f"{EXA_ROUTER_V4}/24",))
     if peers:
         for address, asn in ((PEER_V4, PEER_AS), (PEER_V6, PEER_AS), (EXA_V4, EXA_AS))[: 3 if exabgp else 2]:
-            text += f"""
-[[peers]]
-address = "{address}"
-peer_as = {asn}
-local_as = {LOCAL_AS}
-router_id = "{ROUTER_V4}"
-hold_time = {HOLD_TIME}
-"""
+            text += peer_toml(address, asn)
     return text
 
 

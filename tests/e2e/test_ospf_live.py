@@ -32,12 +32,13 @@ import pytest
 
 from tests.e2e.conftest import (
     BRIDGE,
-    HOLD_TIME,
     LOCAL_AS,
-    ROUTER_V4,
     SWITCH_NS,
     TAG,
     Controller,
+    gobgpd_config,
+    interface_toml,
+    peer_toml,
     pox_dir,
     start_controller,
 )
@@ -126,37 +127,9 @@ def ospf_config(store: Path) -> str:
     """test_routing's controller configuration, a router interface on the LAN's port and r5 as an iBGP peer."""
     return (
         routing_config(store)
-        + f"""
-[[interfaces]]
-name = "{LAN_TAP}"
-port = {LAN_PORT}
-addresses = ["{LAN_ROUTER_V4}/24"]
-
-[[peers]]
-address = "{R5.lan}"
-peer_as = {LOCAL_AS}
-local_as = {LOCAL_AS}
-router_id = "{ROUTER_V4}"
-hold_time = {HOLD_TIME}
-"""
+        + interface_toml(LAN_TAP, LAN_PORT, (f"{LAN_ROUTER_V4}/24",))
+        + peer_toml(R5.lan, LOCAL_AS)
     )
-
-
-def r5_gobgpd_config() -> str:
-    return f"""[global.config]
-  as = {LOCAL_AS}
-  router-id = "{R5.lan}"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "{LAN_ROUTER_V4}"
-    peer-as = {LOCAL_AS}
-  [neighbors.timers.config]
-    connect-retry = 1
-    idle-hold-time-after-reset = 1
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-"""
 
 
 # -- BIRD, the oracle ----------------------------------------------------------------------------------------
@@ -257,12 +230,10 @@ def lan(bed: Bed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:  #
         lab.bridge(LAN_NS, LAN_BRIDGE, ports)
         lab.offloads_off(SWITCH_NS, LAN_SWITCH_VETH)
         lab.up(SWITCH_NS, LAN_SWITCH_VETH)
-        bed.switch.vsctl(
-            "add-port", BRIDGE, LAN_SWITCH_VETH, "--", "set", "interface", LAN_SWITCH_VETH, f"ofport_request={LAN_PORT}"
-        )
+        bed.switch.add_port(LAN_SWITCH_VETH, LAN_PORT)
         run(in_ns(R4.ns, ["ip", "address", "add", f"{IN_IBGP_PREFIX}/32", "dev", "lo"]))  # not in OSPF: lo is not
         config = workdir / "gobgpd-r5.toml"
-        config.write_text(r5_gobgpd_config())
+        config.write_text(gobgpd_config(LOCAL_AS, R5.lan, ((LAN_ROUTER_V4, "ipv4-unicast"),)))
         argv = ["gobgpd", "-f", str(config), "-p", "--api-hosts=127.0.0.1:50051", "--pprof-disable"]
         lab.start("gobgpd-r5", R5.ns, argv)
         probe = in_ns(R5.ns, ["gobgp", "-p", "50051", "global"])

@@ -28,7 +28,6 @@ from tests.e2e.conftest import (
     BRIDGE,
     CONTROLLER_NS,
     HOLD_TIME,
-    LOCAL_AS,
     OPENFLOW_LISTEN,
     OPENFLOW_PORT,
     PEER_AS,
@@ -39,12 +38,15 @@ from tests.e2e.conftest import (
     ROUTER_PORT,
     ROUTER_V4,
     ROUTER_V6,
-    SWITCH_NS,
     TAG,
     Controller,
     Router,
     Switch,
     _listening,
+    attach_to_switch,
+    gobgpd_config,
+    interface_toml,
+    peer_toml,
     pox_dir,
     start_controller,
 )
@@ -96,49 +98,13 @@ log_level = "info"
 [openflow]
 listen = "{OPENFLOW_LISTEN}"
 port = {OPENFLOW_PORT}
-
-[[interfaces]]
-name = "{TAPS[0]}"
-port = {ROUTER_PORT}
-addresses = ["{ROUTER_V4}/24", "{ROUTER_V6}/64"]
-
-[[interfaces]]
-name = "{TAPS[1]}"
-port = {R2_PORT}
-addresses = ["{R2_ROUTER_V4}/24"]
-
-[[interfaces]]
-name = "{TAPS[2]}"
-port = {HOST_PORT}
-addresses = ["{HOST_ROUTER_V4}/24"]
 """
+    text += interface_toml(TAPS[0], ROUTER_PORT, (f"{ROUTER_V4}/24", f"{ROUTER_V6}/64"))
+    text += interface_toml(TAPS[1], R2_PORT, (f"{R2_ROUTER_V4}/24",))
+    text += interface_toml(TAPS[2], HOST_PORT, (f"{HOST_ROUTER_V4}/24",))
     for address, asn in ((PEER_V4, PEER_AS), (PEER_V6, PEER_AS), (R2_V4, R2_AS)):
-        text += f"""
-[[peers]]
-address = "{address}"
-peer_as = {asn}
-local_as = {LOCAL_AS}
-router_id = "{ROUTER_V4}"
-hold_time = {HOLD_TIME}
-"""
+        text += peer_toml(address, asn)
     return text
-
-
-def r2_gobgpd_config() -> str:
-    return f"""[global.config]
-  as = {R2_AS}
-  router-id = "{R2_V4}"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "{R2_ROUTER_V4}"
-    peer-as = {LOCAL_AS}
-  [neighbors.timers.config]
-    connect-retry = 1
-    idle-hold-time-after-reset = 1
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-"""
 
 
 def gobgp(ns: str, *args: str) -> str:
@@ -188,18 +154,7 @@ def bed(switch: Switch, router: Router, tmp_path_factory: pytest.TempPathFactory
             (R2_NS, R2_VETH, R2_SWITCH_VETH, R2_PORT, f"{R2_V4}/24", R2_MAC),
             (HOST_NS, HOST_VETH, HOST_SWITCH_VETH, HOST_PORT, f"{HOST_V4}/24", HOST_MAC),
         ):
-            lab.namespace(ns)
-            lab.veth(ns, veth, SWITCH_NS, switch_veth)
-            run(in_ns(ns, ["ip", "link", "set", veth, "address", mac]))
-            lab.ipv6_off(ns, veth)
-            lab.address(ns, veth, cidr)
-            lab.offloads_off(ns, veth)
-            lab.offloads_off(SWITCH_NS, switch_veth)
-            lab.up(ns, veth)
-            lab.up(SWITCH_NS, switch_veth)
-            switch.vsctl(
-                "add-port", BRIDGE, switch_veth, "--", "set", "interface", switch_veth, f"ofport_request={port}"
-            )
+            attach_to_switch(lab, switch, ns, veth, switch_veth, port, cidr, mac)
         run(in_ns(HOST_NS, ["ip", "route", "add", "default", "via", HOST_ROUTER_V4]))
         # The prefixes exist on the routers' loopbacks; replies go back to the host through the switch too.
         for ns, loopbacks, via in ((ROUTER_NS, R1_LOOPBACKS, ROUTER_V4), (R2_NS, R2_LOOPBACKS, R2_ROUTER_V4)):
@@ -209,7 +164,7 @@ def bed(switch: Switch, router: Router, tmp_path_factory: pytest.TempPathFactory
         router.gobgp("global", "rib", "add", COVERING, "nexthop", PEER_V4)
         router.gobgp("global", "rib", "add", CONTESTED, "nexthop", PEER_V4, "aspath", "64601 64602")
         config = workdir / "gobgpd-r2.toml"
-        config.write_text(r2_gobgpd_config())
+        config.write_text(gobgpd_config(R2_AS, R2_V4, ((R2_ROUTER_V4, "ipv4-unicast"),)))
         bed = Bed(switch, router, lab, workdir, config)
         bed.start_r2()
         yield bed
