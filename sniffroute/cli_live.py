@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import re
@@ -57,6 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if backend == "pox":
         return _exec_pox(args, config, store)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: every thread's stack to stderr
     return _run_osken(config, store)
 
 

@@ -150,3 +150,49 @@ def test_ospf_routes_reach_the_store_without_any_bgp(engine: backends.LiveEngine
 
     _wait(lambda: engine.pipeline.stats.ospf_packets > 0, "the OSPF packets in the pipeline")
     _wait(lambda: bool(ospf_routes()), "OSPF routes in the store")
+
+
+def _frames_to(engine: backends.LiveEngine, count: int) -> list[bytes]:
+    frames = [bytes(Ether(src=ROUTER_MAC, dst=PEER_MAC) / IP(id=n) / ICMP()) for n in range(count)]
+    before = engine.counters.from_tap
+    for frame in frames:
+        engine.fake_taps[0].peer.send(frame)  # type: ignore[attr-defined]
+    _wait(lambda: engine.counters.from_tap == before + count, "the TAP frames")
+    return frames
+
+
+def test_frames_read_while_no_switch_is_connected_go_out_when_one_connects(engine: backends.LiveEngine) -> None:
+    frames = _frames_to(engine, 3)
+    _wait(lambda: engine.counters.no_switch == 3, "the frames to be held")
+    sent: list[PacketOut] = []
+    engine.attach(lambda out: sent.append(out))
+    assert [out.frame for out in sent] == frames  # in the order the Linux stack sent them
+    assert (engine.counters.packet_out, engine.counters.no_switch_dropped) == (3, 0)
+    _wait(lambda: engine.pipeline.stats.frames == 3, "the held frames in the pipeline, once sent")
+
+
+def test_held_frames_are_bounded_in_number_and_age(
+    engine: backends.LiveEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backends, "HELD_FRAMES", 2)
+    frames = _frames_to(engine, 3)
+    _wait(lambda: engine.counters.no_switch == 3, "the frames to be held")
+    sent: list[PacketOut] = []
+    engine.attach(lambda out: sent.append(out))
+    assert [out.frame for out in sent] == frames[1:]  # the oldest went
+    engine.detach()
+    _frames_to(engine, 1)
+    _wait(lambda: engine.counters.no_switch == 4, "the next frame to be held")
+    monkeypatch.setattr(backends, "HELD_SECONDS", 0.0)
+    engine.attach(lambda out: sent.append(out))
+    assert len(sent) == 2  # held too long: not sent
+    assert engine.counters.no_switch_dropped == 2  # one too many, one too old
+
+
+def test_a_frame_the_going_connection_refuses_waits_for_the_next(engine: backends.LiveEngine) -> None:
+    engine.attach(lambda out: False)  # the backend's connection is closing
+    frames = _frames_to(engine, 1)
+    _wait(lambda: engine.counters.no_switch == 1, "the frame to be held")
+    sent: list[PacketOut] = []
+    engine.attach(lambda out: sent.append(out))
+    assert [out.frame for out in sent] == frames

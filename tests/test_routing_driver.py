@@ -6,7 +6,7 @@ import ipaddress
 import struct
 from collections.abc import Sequence
 
-from sniffroute.backends.routing import ROUTES_PER_STEP, Routing, flow_text
+from sniffroute.backends.routing import ROUTES_PER_STEP, Routing, describe_ops, failed_while_ready, flow_text
 from sniffroute.config import parse_config
 from sniffroute.fib import OPENFLOW_13, Barrier, FlowCommand, FlowOp, Op, RouteEntry
 
@@ -199,3 +199,26 @@ def test_frames_up_through_glean_flows_ask_to_resolve_their_target_v4_and_v6() -
         driver._drain(100.0)  # not `_step`: it would send the resolution probes
     wanted = {str(request.address) for request in driver.fib.resolve_requests(100.0)}
     assert wanted == {"10.1.0.7", "2001:db8:1::7"}
+
+
+def test_each_batch_sent_is_described_in_one_line() -> None:
+    driver, switch, _ = routing()
+    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
+    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
+    driver.read_back([], [])
+    assert describe_ops(switch.ops) == f"2 add: add {NET}, add {PEER}/32"  # the route and its next hop's host flow
+    many = [op for op in switch.ops if isinstance(op, FlowOp)] * 5 + [Barrier(1)]
+    assert describe_ops(many) == "10 add"
+    assert describe_ops([Barrier(2)]) == "barriers only"
+
+
+def test_a_kernel_neighbour_failure_counts_only_when_the_switch_was_there() -> None:
+    # No switch: the kernel's ARP went nowhere, whatever it concluded.
+    assert not failed_while_ready(age=0.5, now=100.0, ready_since=None)
+    # Failed 4 s ago, switch ready for 1 s: a failure from before the switch came, e.g. while restarting.
+    assert not failed_while_ready(age=4.0, now=100.0, ready_since=99.0)
+    # Failed after the switch came: the neighbour did not answer through it.
+    assert failed_while_ready(age=0.5, now=100.0, ready_since=98.0)
+    # A kernel without cache ages: only failures well after the switch came count.
+    assert not failed_while_ready(age=None, now=100.0, ready_since=98.0)
+    assert failed_while_ready(age=None, now=110.0, ready_since=98.0)

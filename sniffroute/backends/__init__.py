@@ -4,7 +4,10 @@ A backend (POX or os-ken) only translates: it calls `LiveEngine.packet_in` with 
 `send` callable when a switch connects (`attach`) and takes it back when it goes (`detach`), and turns the
 tunnel's punt flows into its own flow mods. Everything else happens here, in threads of our own:
 
-- one reader thread per TAP: a frame the Linux stack sends becomes a packet-out through `send`;
+- one reader thread per TAP: a frame the Linux stack sends becomes a packet-out through `send`. While no switch
+  is connected (a reconnect, the controller starting) frames are held, a bounded number for a bounded time, and
+  sent when one connects: a KEEPALIVE sent during a one-second reconnect then arrives a moment late instead of
+  waiting for TCP's backed-off retransmission, which a short hold time may not survive;
 - one pipeline thread: every frame that crosses the tunnel, both ways, is queued for the sniff pipeline, which
   the thread feeds, commits and saves to the store every `save_interval` (and at `close`). A slow pipeline or
   a slow disk never holds up the OpenFlow connection: the queue is bounded and overflow is counted, not waited on.
@@ -22,7 +25,7 @@ import queue
 import select
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +55,9 @@ DRAIN_LIMIT_SECONDS = 1.0
 COMMIT_INTERVAL_SECONDS = 0.05  # under a steady stream of frames, the RIB is still committed this often
 EXPIRE_INTERVAL_SECONDS = 1.0  # stale routes (graceful restart, restored) expire on time even without frames
 FIB_DOCUMENT = "fib"
-Send = Callable[[PacketOut], None]
+HELD_FRAMES = 1024  # TAP frames held while no switch is connected; the oldest go first
+HELD_SECONDS = 5.0  # ... and for at most this long: older ones are dropped when a switch connects
+Send = Callable[[PacketOut], bool | None]  # False: the backend could not take it (its connection is going)
 
 
 @dataclass(slots=True)
@@ -62,10 +67,12 @@ class TunnelCounters:
     from_tap: int = 0
     packet_out: int = 0
     truncated_packet_in: int = 0  # the switch buffered and cut the frame; it cannot be delivered
-    no_switch: int = 0  # TAP frames read while no switch was connected
+    no_switch: int = 0  # TAP frames read while no switch was connected: held for the next one
+    no_switch_dropped: int = 0  # ... and of those, the ones never sent (too many, or held too long)
     pipeline_dropped: int = 0
     pipeline_errors: int = 0
     tap_write_errors: int = 0
+    packet_out_errors: int = 0
     switch_connections: int = 0
 
     def as_dict(self, refused: Counter[str]) -> dict[str, Any]:
@@ -84,6 +91,8 @@ class LiveEngine:
         self.documents: dict[str, Callable[[], Any]] = {}  # more documents to save with the RIB
         self._taps: list[Tap] = []
         self._send: Send | None = None
+        self._held: deque[tuple[PacketOut, bytes, float]] = deque()  # frames read while no switch was connected
+        self._held_lock = threading.Lock()
         self._frames: queue.SimpleQueue[tuple[bytes, float] | None] = queue.SimpleQueue()
         self._queued = 0
         self._stop = threading.Event()
@@ -188,11 +197,39 @@ class LiveEngine:
         return punt_flows(self.config.router_mac, self.config.interfaces, ipv6_fields=ipv6_fields)
 
     def attach(self, send: Send) -> None:
+        """A switch connected: frames held meanwhile go out first, then the TAPs' new frames."""
         self.counters.switch_connections += 1
-        self._send = send
+        with self._held_lock:
+            held, self._held = self._held, deque()
+            fresh = time.monotonic() - HELD_SECONDS
+            for out, frame, at in held:
+                if at < fresh or send(out) is False:
+                    self.counters.no_switch_dropped += 1
+                    continue
+                self.counters.packet_out += 1
+                self._to_pipeline(frame)
+            self._send = send
 
     def detach(self) -> None:
         self._send = None
+
+    def _send_or_hold(self, out: PacketOut, frame: bytes) -> None:
+        """A TAP frame to the switch, or, with none connected (or its connection going), held for the next."""
+        send = self._send
+        while True:
+            if send is not None and send(out) is not False:
+                self.counters.packet_out += 1
+                self._to_pipeline(frame)
+                return
+            with self._held_lock:
+                if self._send is send:  # no newer switch to try
+                    if len(self._held) >= HELD_FRAMES:
+                        self._held.popleft()
+                        self.counters.no_switch_dropped += 1
+                    self._held.append((out, frame, time.monotonic()))
+                    self.counters.no_switch += 1
+                    return
+                send = self._send  # one connected meanwhile
 
     def packet_in(self, in_port: int, frame: bytes, total_len: int | None = None) -> None:
         """A packet-in from the switch (called on the backend's OpenFlow thread)."""
@@ -230,13 +267,12 @@ class LiveEngine:
                 log.error("%s: read failed: %s", tap.interface.name, exc)
                 return
             counters.from_tap += 1
-            send = self._send
-            if send is None:
-                counters.no_switch += 1
-                continue
-            send(self.tunnel.from_tap(number, frame))
-            counters.packet_out += 1
-            self._to_pipeline(frame)
+            try:
+                self._send_or_hold(self.tunnel.from_tap(number, frame), frame)
+            except Exception:  # a backend bug must not end this TAP's tunnel: say it once, count, go on
+                counters.packet_out_errors += 1
+                if counters.packet_out_errors == 1:
+                    log.exception("packet-out failed (counted in packet_out_errors; later failures are not logged)")
 
     # -- pipeline --------------------------------------------------------------------------------------------
     def _to_pipeline(self, frame: bytes) -> None:

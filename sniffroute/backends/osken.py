@@ -259,8 +259,12 @@ def _flow_mod(datapath: Any, flow: PuntFlow, metered: bool) -> Any:
     )
 
 
-def _packet_out(datapath: Any, out: PacketOut) -> None:
-    datapath.send(pack_packet_out(out.port, out.frame))
+def _packet_out(datapath: Any, out: PacketOut) -> bool:
+    """Queue a packet-out; False when the connection is going (the engine then holds the frame)."""
+    try:
+        return bool(datapath.send(pack_packet_out(out.port, out.frame)))
+    except AttributeError:  # os-ken dropped its send queue between its own check and its put: going
+        return False
 
 
 _OSKEN_PACKET_IN_PARSER = ofproto_v1_3_parser._MSG_PARSERS[ofproto_v1_3.OFPT_PACKET_IN]

@@ -45,6 +45,7 @@ log = logging.getLogger("sniffroute.fib")
 
 TICK_SECONDS = 0.2  # the FIB thread's idle period: resolution requests, retries, restore grace
 KERNEL_POLL_SECONDS = 1.0
+KERNEL_RESOLUTION_SECONDS = 5.0  # longer than the kernel takes to give up on a neighbour (3 probes, 1 s apart)
 AUDIT_SECONDS = 30.0  # how often the switch's route flows are read again, for `sniffroute flows`
 AUDIT_QUIET_SECONDS = 1.0  # ... and once changes have settled for this long
 RESTORE_GRACE_SECONDS = 90.0
@@ -62,6 +63,7 @@ ETH_TYPE_IPV6 = b"\x86\xdd"
 # Kernel neighbour states (linux/neighbour.h) whose link-layer address can be used.
 NUD_VALID = 0x02 | 0x04 | 0x08 | 0x10 | 0x80  # REACHABLE STALE DELAY PROBE PERMANENT
 NUD_FAILED = 0x20
+USER_HZ = 100  # the unit of the kernel's neighbour cache ages (clock_t)
 
 
 class FlowSwitch(Protocol):
@@ -136,6 +138,7 @@ class Routing:
         self._gleaned: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
         self._switch: FlowSwitch | None = None
         self._ready = False  # the switch was read back: incremental ops may go out
+        self._ready_since: float | None = None  # when it was, for judging the kernel's neighbour failures
         self._thread: threading.Thread | None = None
         self._names = {i.name for i in config.interfaces}
         self._own_v4 = {a.ip.packed for i in config.interfaces for a in i.addresses if a.version == 4}
@@ -262,6 +265,7 @@ class Routing:
             self.switch_read_at = time.time()
             ops = self.fib.reconnect(flows, groups, self.clock())
             self._ready = True
+            self._ready_since = self.clock()
             switch = None if self.frozen else self._switch
             self._version += 1
         changes = sum(1 for op in ops if not isinstance(op, Barrier))
@@ -364,6 +368,7 @@ class Routing:
 
     def _send(self, switch: FlowSwitch, ops: Sequence[Op]) -> None:
         self.ops_sent += sum(1 for op in ops if not isinstance(op, Barrier))
+        log.info("sending %s", describe_ops(ops))
         self._last_ops = self.clock()
         if self.on_ops is not None:
             self.on_ops(ops)
@@ -375,7 +380,7 @@ class Routing:
             from pyroute2 import IPRoute
         except ImportError:
             return
-        found: list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address, str | None, int]] = []
+        found: list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address, str | None, int, float | None]] = []
         try:
             with IPRoute() as ipr:
                 index = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
@@ -386,19 +391,22 @@ class Routing:
                         dst, mac = neighbour.get_attr("NDA_DST"), neighbour.get_attr("NDA_LLADDR")
                         if dst is None:
                             continue
-                        found.append((name, ipaddress.ip_address(dst.split("%")[0]), mac, neighbour["state"]))
+                        cache = neighbour.get_attr("NDA_CACHEINFO")
+                        age = cache["ndm_updated"] / USER_HZ if cache else None
+                        address = ipaddress.ip_address(dst.split("%")[0])
+                        found.append((name, address, mac, neighbour["state"], age))
         except Exception as exc:  # noqa: BLE001 - netlink trouble: try again next poll
             log.debug("neighbour table read failed: %s", exc)
             return
         by_name = {i.name: n for n, i in enumerate(self.config.interfaces)}
         with self._lock:
-            for name, address, mac, state in found:
+            for name, address, mac, state, age in found:
                 if state & NUD_VALID and mac:
                     port, vlan = self._ports[by_name[name]]
                     seen = NeighbourObservation(address=address, mac=mac, port=port, vlan=vlan, source="kernel")
                     if self.fib.observe(seen, now):
                         self._version += 1
-                elif state & NUD_FAILED:
+                elif state & NUD_FAILED and failed_while_ready(age, now, self._ready_since if self._ready else None):
                     self.fib.lost(address, name, now)
 
     # -- the store -------------------------------------------------------------------------------------------
@@ -472,6 +480,39 @@ def flow_text(item: FlowSpec | GroupSpec) -> str:
     match = item.match
     vlan = "untagged" if match.vlan is None else str(match.vlan)
     return f"priority={item.priority} vlan={vlan} dst={match.dst} actions={','.join(map(action_text, item.actions))}"
+
+
+def failed_while_ready(age: float | None, now: float, ready_since: float | None) -> bool:
+    """Whether a kernel neighbour entry that failed `age` seconds ago tells that the neighbour is gone. Frames
+    from the TAPs reach the wire only through the switch: a resolution that failed while no switch was connected
+    (the controller starting, the switch reconnecting) says nothing of the neighbour, whose flows must stay."""
+    if ready_since is None:
+        return False
+    if age is None:  # no cache ages from this kernel: trust only failures well after the switch came
+        return now - ready_since > KERNEL_RESOLUTION_SECONDS
+    return now - age >= ready_since
+
+
+def describe_ops(ops: Sequence[Op], *, named: int = 4) -> str:
+    """One log line per batch saying what the switch was told to change: "2 add, 1 delete-strict, 1 group add",
+    naming the prefixes (or groups) when there are at most `named` ops."""
+    real = [op for op in ops if not isinstance(op, Barrier)]
+    counts: dict[str, int] = {}
+    for op in real:
+        kind = op.command.value if isinstance(op, FlowOp) else f"group {op.command.value}"
+        counts[kind] = counts.get(kind, 0) + 1
+    text = ", ".join(f"{count} {command}" for command, count in counts.items()) or "barriers only"
+    if 0 < len(real) <= named:
+        text += ": " + ", ".join(_op_target(op) for op in real)
+    return text
+
+
+def _op_target(op: Op) -> str:
+    if isinstance(op, FlowOp):
+        return f"{op.command.value} {op.flow.match.dst}"
+    if isinstance(op, GroupOp):
+        return f"{op.command.value} group {op.group.group_id}"
+    return str(op)
 
 
 def _probe(request: ResolveRequest) -> None:

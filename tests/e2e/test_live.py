@@ -435,13 +435,14 @@ def test_sigterm_notifies_the_peers_and_exits_0(
     assert {(r["prefix"], r["peer"]) for r in controller.rib()} == rib_before
     # and the pipeline saw our own NOTIFICATIONs end the last session with each peer
     last: dict[str, dict[str, Any]] = {}
-    bgp_sessions = [  # not the refused connection of the full-MSS test: no OPEN went over it
-        s for s in controller.document("sessions") if any(sp["messages"].get("open") for sp in s["speakers"])
+    bgp_sessions = [  # OPENs both ways: not the refused connection of the full-MSS test, nor a collision's loser
+        s for s in controller.document("sessions") if all(sp["messages"].get("open") for sp in s["speakers"])
     ]
     for session in sorted(bgp_sessions, key=lambda s: s["started"]):
         addresses = {endpoint.rsplit(":", 1)[0] for endpoint in session["endpoints"]}
         last[(addresses - {ROUTER_V4, ROUTER_V6, EXA_ROUTER_V4}).pop()] = session
     assert set(last) == {PEER_V4, PEER_V6, EXA_V4}
+    tunnel = controller.document("tunnel")
     for session in last.values():
         notification = session["notification"]
-        assert notification and notification["code"] == CEASE, session
+        assert notification and notification["code"] == CEASE, f"{session}\n{tunnel}\n{controller.log()[-3000:]}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -486,6 +487,9 @@ def test_switch_reconnect_loses_nothing(routed: tuple[Controller, Bed]) -> None:
     deadline = time.monotonic() + 10
     again = lambda: controller.document("tunnel")["switch_connections"] > connections  # noqa: E731
     wait_for("the switch to reconnect", again, deadline=deadline)
+    if controller.backend == "osken":
+        time.sleep(1.0)
+        controller.daemon.process.send_signal(signal.SIGUSR1)  # the threads' stacks, for a stall (see below)
     pings = finish_ping(ping)
     after = route_flows(switch)
     print(f"\n[{controller.backend}] switch reconnect: {pings}")
@@ -507,12 +511,17 @@ def _hold_timer_expiries(controller: Controller) -> int:
 
 def _reconnect_diagnostics(controller: Controller, switch: Switch) -> str:
     """The controller's OpenFlow and FIB lines and the switch's connection log lines, for a reconnect gone wrong."""
-    ours = [line for line in controller.log().splitlines() if "sniffroute.osken" in line or "sniffroute.fib" in line]
+    log = controller.log()
+    ours = [line for line in log.splitlines() if "sniffroute.osken" in line or "sniffroute.fib" in line]
+    stacks = log[log.find("Thread 0x") :] if "Thread 0x" in log else ""
     ovs_log = switch.base / "log" / "ovs-vswitchd.log"
     text = ovs_log.read_text(errors="replace") if ovs_log.exists() else f"({ovs_log} not found)"
     wanted = ("rconn", "connmgr", "not found", "|WARN|", "|ERR|")
     theirs = [line for line in text.splitlines() if any(word in line for word in wanted)]
-    return "\n".join(ours[-20:] + theirs[-30:] + [switch.vsctl("show")])
+    state = [str(controller.document("tunnel")), switch.vsctl("show"), switch.ofctl("dump-flows", BRIDGE)]
+    state.append(switch.ofctl("meter-stats", BRIDGE))
+    state.append(switch._run(["ovs-appctl", "-t", "ovs-vswitchd", "dpctl/dump-flows"], check=False))
+    return "\n".join(ours[-20:] + theirs[-30:] + state + [stacks[:20000]])
 
 
 @pytest.mark.parametrize("signal_name", ["TERM", "KILL"])
@@ -528,7 +537,8 @@ def test_controller_restart_loses_no_pings(routed: tuple[Controller, Bed], signa
     if signal_name == "KILL":
         controller.daemon.stop_signal = 9
     watch = RibWatch(controller.store)
-    controller.lab.stop(controller.daemon, grace=10)
+    stopped = controller.daemon
+    controller.lab.stop(stopped, grace=10)
     started = time.monotonic()
     restart_controller(controller, switch)
     wait_converged(controller, switch, (COVERING, SPECIFIC, CONTESTED))
@@ -564,8 +574,10 @@ def test_controller_restart_loses_no_pings(routed: tuple[Controller, Bed], signa
         if readded:
             # Seen once in a full end-to-end run (no ping lost): a flow deleted and added again during the
             # take-over. Not yet explained; reported as an expected failure, with the controller's FIB lines.
+            before_lines = [line for line in stopped.log.read_text().splitlines() if "sniffroute.fib" in line]
             fib_lines = [line for line in controller.log().splitlines() if "sniffroute.fib" in line]
-            pytest.xfail(f"{readded} re-added after SIGTERM, forwarding held\n" + "\n".join(fib_lines[-20:]))
+            lines = ["stopped controller:", *before_lines[-10:], "restarted controller:", *fib_lines[-20:]]
+            pytest.xfail(f"{readded} re-added after SIGTERM, forwarding held\n" + "\n".join(lines))
 
 
 def test_peer_death_moves_flows_within_a_second(routed: tuple[Controller, Bed]) -> None:
