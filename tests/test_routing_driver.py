@@ -222,3 +222,59 @@ def test_a_kernel_neighbour_failure_counts_only_when_the_switch_was_there() -> N
     # A kernel without cache ages: only failures well after the switch came count.
     assert not failed_while_ready(age=None, now=100.0, ready_since=98.0)
     assert failed_while_ready(age=None, now=110.0, ready_since=98.0)
+
+
+class _Neighbour(dict):
+    """A pyroute2 neighbour message, as far as the FIB reads one."""
+
+    def __init__(self, address: str, state: int, age: float) -> None:
+        super().__init__(state=state)
+        self.attrs = {"NDA_DST": address, "NDA_LLADDR": None, "NDA_CACHEINFO": {"ndm_updated": int(age * 100)}}
+
+    def get_attr(self, name: str) -> object:
+        return self.attrs.get(name)
+
+
+def _kernel_reports(monkeypatch, neighbours: list[_Neighbour]) -> None:  # noqa: ANN001
+    import pyroute2
+
+    class Link(dict):
+        def get_attr(self, name: str) -> object:
+            return "tap1" if name == "IFLA_IFNAME" else None
+
+    class FakeIPRoute:
+        def __enter__(self) -> FakeIPRoute:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def get_links(self) -> list[Link]:
+            return [Link(index=7)]
+
+        def get_neighbours(self, ifindex: int) -> list[_Neighbour]:
+            return neighbours if ifindex == 7 else []
+
+    monkeypatch.setattr(pyroute2, "IPRoute", FakeIPRoute)
+
+
+def test_the_kernel_failing_a_next_hop_before_the_switch_came_keeps_its_routes(monkeypatch) -> None:  # noqa: ANN001
+    driver, switch, now = routing()
+    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
+    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
+    driver.read_back([], [])
+    for op in switch.ops:
+        if isinstance(op, Barrier):
+            driver.confirmed(op.seq)
+    switch.ops.clear()
+    # Failed 10 s ago: before the switch was read back (the controller starting, its ARP going nowhere).
+    _kernel_reports(monkeypatch, [_Neighbour(PEER, 0x20, age=10.0)])
+    now[0] += 1.0
+    driver._poll_kernel(now[0])
+    driver._step(now[0])
+    assert switch.ops == []
+    # Failed just now, the switch connected: the next hop is gone, its route waits for it.
+    _kernel_reports(monkeypatch, [_Neighbour(PEER, 0x20, age=0.1)])
+    driver._poll_kernel(now[0])
+    driver._step(now[0])
+    assert flows(switch.ops)[NET].command is FlowCommand.DELETE_STRICT

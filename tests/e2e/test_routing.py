@@ -260,21 +260,34 @@ def wait_converged(controller: Controller, switch: Switch, prefixes: tuple[str, 
     wait_for(f"route flows for {prefixes}", lambda: set(prefixes) <= set(route_flows(switch)), deadline=deadline)
 
 
+KERNEL_GIVES_UP = 3.0  # seconds: an unanswered ARP (3 probes, 1 s apart) leaves a FAILED neighbour entry
+KERNEL_POLL = 1.0  # how often the FIB reads the TAPs' neighbour tables
+
+
 def reconnect(switch: Switch) -> None:
     """Drop the OpenFlow connection and reconnect at once, the controller staying configured."""
     switch._run(["ovs-appctl", "-t", "ovs-vswitchd", "bridge/reconnect", BRIDGE])
 
 
-def restart_controller(controller: Controller, switch: Switch) -> None:
-    """Start `sniffroute run` again in place of a stopped one, and let the switch reconnect at once."""
+def restart_controller(controller: Controller, switch: Switch, *, switch_away: float = 0.0) -> None:
+    """Start `sniffroute run` again in place of a stopped one, and let the switch reconnect at once (or, with
+    `switch_away`, bring the OpenFlow link back up that many seconds after the new controller listens)."""
     config = str(controller.config)  # type: ignore[attr-defined]
     argv = [sys.executable, "-m", "sniffroute.cli", "run", "--config", config, "--backend", controller.backend]
     controller.daemon = controller.lab.start(f"sniffroute-{controller.backend}-again", CONTROLLER_NS, argv)
     controller.exit_status = None
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 20 + switch_away
     wait_for("the OpenFlow listener", lambda: controller.lab.check_running() and _listening(), deadline=deadline)
+    if switch_away:
+        time.sleep(switch_away)
+        openflow_link(up=True)
     reconnect(switch)
     wait_for("the switch to connect", switch.connected, deadline=deadline)
+
+
+def openflow_link(*, up: bool) -> None:
+    """The controller namespace's end of the OpenFlow link (tests/e2e/ovs-up.sh), up or down."""
+    run(["ip", "-n", CONTROLLER_NS, "link", "set", "st-of-ctl", "up" if up else "down"])
 
 
 class RibWatch:
@@ -578,6 +591,36 @@ def test_controller_restart_loses_no_pings(routed: tuple[Controller, Bed], signa
             fib_lines = [line for line in controller.log().splitlines() if "sniffroute.fib" in line]
             lines = ["stopped controller:", *before_lines[-10:], "restarted controller:", *fib_lines[-20:]]
             pytest.xfail(f"{readded} re-added after SIGTERM, forwarding held\n" + "\n".join(lines))
+
+
+def test_restart_while_the_switch_is_away_keeps_every_flow(routed: tuple[Controller, Bed]) -> None:
+    """The new controller starts while the switch cannot reach it, for longer than the kernel takes to give up
+    on ARP (its first BGP connects fail through a TAP with no switch behind it). Those failures say nothing of
+    the neighbours: when the switch is back, no route flow may go, not even for a moment."""
+    controller, bed = routed
+    switch = bed.switch
+    wait_converged(controller, switch, (COVERING, SPECIFIC, CONTESTED))
+    time.sleep(0.5)  # the store has the converged state
+    host_ping(IN_SPECIFIC, count=2)  # the router resolves the host: the first reply may wait for it
+    before = route_flows(switch)
+    ping = start_ping(IN_SPECIFIC, 100_000)
+    openflow_link(up=False)
+    try:
+        controller.lab.stop(controller.daemon, grace=10)
+        restart_controller(controller, switch, switch_away=KERNEL_GIVES_UP + 1.5)
+    finally:
+        openflow_link(up=True)
+    wait_converged(controller, switch, (COVERING, SPECIFIC, CONTESTED))
+    time.sleep(2 * KERNEL_POLL)  # the FIB has read the kernel's neighbour tables since
+    ping.send_signal(signal.SIGINT)
+    pings = finish_ping(ping)
+    after = route_flows(switch)
+    print(f"\n[{controller.backend}] restart with the switch away {KERNEL_GIVES_UP + 1.5:.1f} s: {pings}")
+    fib_lines = [line for line in controller.log().splitlines() if "sniffroute.fib" in line]
+    assert not pings.lost, f"{pings}\n" + "\n".join(fib_lines[-20:])
+    # Every route flow, IPv4 and IPv6, routes and hosts: still there, never deleted and added again.
+    readded = [p for p in before if p not in after or after[p]["duration"] < before[p]["duration"]]
+    assert not readded, f"re-added: {readded}\n" + "\n".join(fib_lines[-20:])
 
 
 def test_peer_death_moves_flows_within_a_second(routed: tuple[Controller, Bed]) -> None:
