@@ -21,7 +21,6 @@ pcapng (draft-ietf-opsawg-pcapng sections 4.1 SHB, 4.2 IDB, 4.3 EPB, 4.4 SPB, ap
 
 from __future__ import annotations
 
-import gzip
 import os
 import struct
 import zlib
@@ -148,6 +147,8 @@ class Capture:
             if head[:2] == GZIP_MAGIC:
                 self.compressed = True
                 self._raw.seek(0)
+                import gzip  # here: most captures are not compressed
+
                 self._file = gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
                 head = self._read_head()
             # read1 for gzip: a stream cut short then still gives every byte before the cut, where

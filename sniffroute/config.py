@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +110,8 @@ class Config:
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML file; every problem is a ConfigError naming the file and key."""
+    import tomllib  # here: every `sniffroute` command imports this module, only `run` reads a file
+
     source = str(path)
     try:
         with open(path, "rb") as handle:

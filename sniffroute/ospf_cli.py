@@ -8,7 +8,6 @@ import sys
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from typing import Any
 
-from parsers.ospf.lsa import lsa_type_name
 from sniffroute.ospf.view import Segment, Viewpoint, compute, spf_inputs
 from sniffroute.pipeline import Pipeline
 from sniffroute.render import lsdb_lines
@@ -74,6 +73,8 @@ def _type_filter(text: str | None) -> tuple[int | None, str | None]:
 
 
 def lsdb_rows(store: Store, area: str | None, kind: str | None) -> list[dict[str, Any]]:
+    from parsers.ospf.lsa import lsa_type_name  # the OSPF codec loads only for the commands that read LSAs
+
     wanted_area = str(IPv4Address(int(area))) if area and area.isdigit() else area
     number, name = _type_filter(kind)
     rows = []

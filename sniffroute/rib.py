@@ -11,8 +11,10 @@ prefix. Changes to best paths are collected and handed out by `commit()`, for th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
+from itertools import repeat
+from operator import countOf
 from typing import TYPE_CHECKING
 
 from parsers.bgp.attributes import PathAttributes, as_path_length, neighbor_as
@@ -65,6 +67,32 @@ class Path:
     next_hop_link_local: str | None
     since: float
     generation: int
+
+
+# A frozen dataclass sets each field through object.__setattr__ in __init__; one Path is made per UPDATE, so
+# `new_path` writes the slots directly instead, at about a third of the cost. Same object, same fields.
+_PATH_SLOTS = tuple(Path.__dict__[f.name].__set__ for f in fields(Path))
+_new_object = object.__new__
+
+
+def new_path(
+    peer: int,
+    attrs: PathAttributes,
+    next_hop: str | None,
+    next_hop_link_local: str | None,
+    since: float,
+    generation: int,
+) -> Path:
+    """Path(peer, attrs, next_hop, next_hop_link_local, since, generation), made faster."""
+    set_peer, set_attrs, set_next_hop, set_link_local, set_since, set_generation = _PATH_SLOTS
+    path = _new_object(Path)
+    set_peer(path, peer)
+    set_attrs(path, attrs)
+    set_next_hop(path, next_hop)
+    set_link_local(path, next_hop_link_local)
+    set_since(path, since)
+    set_generation(path, generation)
+    return path
 
 
 class Reason(Enum):
@@ -174,19 +202,21 @@ class Rib:
         if oldest is not None and path.generation < oldest:
             self._oldest[peer] = path.generation
         if path_ids is None:
-            if table.keys().isdisjoint(prefixes):
-                # The common case, all new (a table being learnt): one bulk insert. A prefix repeated within the
-                # list replaces itself, counted as the loop below counts it.
-                fresh = dict.fromkeys(prefixes, path)
-                table.update(fresh)
-                stats.implicit_withdraws += len(prefixes) - len(fresh)
+            # One pass in C for the common case, prefixes not in the table yet (a table being learnt): setdefault
+            # inserts those and hands back what the others hold. An occurrence that gets `path` back is a new
+            # prefix, or one this path already holds (a repeat within the list): a replacement, counted as such.
+            size = len(table)
+            found = list(map(table.setdefault, prefixes, repeat(path)))
+            kept = found.count(path)
+            stats.implicit_withdraws += kept - (len(table) - size)
+            if kept == len(found):
                 return
-            get = table.get
-            for prefix in prefixes:
-                current = get(prefix)
-                if current is None:
-                    table[prefix] = path
-                elif type(current) is Path and current.peer == peer:
+            # Prefixes that held something else, in order (the inserts above touched other prefixes only).
+            for prefix, current in zip(prefixes, found, strict=True):
+                if current is path:
+                    continue
+                current = table[prefix]
+                if type(current) is Path and current.peer == peer:
                     table[prefix] = path
                     stats.implicit_withdraws += 1
                 else:
@@ -490,7 +520,7 @@ class Rib:
             if family not in (None, fam):
                 continue
             entries = table.values()
-            several = list(map(type, entries)).count(dict)  # counted in C: most prefixes have a single Path
+            several = countOf(map(type, entries), dict)  # counted in C: most prefixes have a single Path
             total += len(table) - several
             if several:
                 total += sum(len(entry) for entry in entries if type(entry) is dict)  # type: ignore[arg-type]

@@ -54,13 +54,22 @@ class StoredRibError(Exception):
 
 
 # -- writing -------------------------------------------------------------------------------------------------
-def attributes_wire(attrs: PathAttributes) -> tuple[bytes, int, str | None]:
+def attributes_wire(
+    attrs: PathAttributes, decoded_from: tuple[bytes, bool] | None = None
+) -> tuple[bytes, int, str | None]:
     """(wire block, AS width flag, errors as JSON or None) for the `attrs` row of an attribute set.
 
     AS4_PATH and AS4_AGGREGATOR only survive decoding on a 2-octet AS session (RFC 6793 6), so their presence
-    says which width decoded the set; without them both widths give the same attributes back."""
+    says which width decoded the set; without them both widths give the same attributes back.
+
+    `decoded_from` (block, AS width), when known (parsers.bgp.update.AttributeCache.block_of), saves the encoding:
+    a block decoded without errors holds exactly the attributes decoded, and encoding them with the same width
+    gives it back byte for byte."""
     as4 = not any(a.code in _AS4_ONLY for a in attrs.attributes)
-    block = encode_attributes(attrs.attributes, _CONTEXTS[as4])
+    if decoded_from is not None and not attrs.errors and decoded_from[1] == as4:
+        block = decoded_from[0]
+    else:
+        block = encode_attributes(attrs.attributes, _CONTEXTS[as4])
     errors = json.dumps([_error_json(e) for e in attrs.errors]) if attrs.errors else None
     return block, int(as4), errors
 

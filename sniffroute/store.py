@@ -301,10 +301,19 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------------------------
     def save(
-        self, rib: Rib, documents: dict[str, Any] | None = None, lsdb: Lsdb | None = None, now: float = 0.0
+        self,
+        rib: Rib,
+        documents: dict[str, Any] | None = None,
+        lsdb: Lsdb | None = None,
+        now: float = 0.0,
+        *,
+        attribute_blocks: Callable[[PathAttributes], tuple[bytes, bool] | None] | None = None,
     ) -> int:
         """Replace the stored RIB with `rib` (best flags as of its last commit: a BGP path is best only when the
-        Loc-RIB uses BGP for its prefix) and the LSDB's LSAs with their age at `now`; returns routes written."""
+        Loc-RIB uses BGP for its prefix) and the LSDB's LSAs with their age at `now`; returns routes written.
+
+        `attribute_blocks` gives the block an attribute set was decoded from, where known
+        (parsers.bgp.update.AttributeCache.block_of): its wire form is then stored without encoding it again."""
         db = self.db
         with db:
             ensure_wire_columns(db)  # a store an older sniffroute created
@@ -332,19 +341,18 @@ class Store:
                 ],
             )
             attr_ids: dict[int, int] = {}
+            attr_sets: list[PathAttributes] = []  # by id - 1
             path_ids: dict[Path, int] = {}  # Path compares by identity
-            attr_rows: list[tuple[Any, ...]] = []
             path_rows: list[tuple[Any, ...]] = []
 
             def path_id_of(path: Path) -> int:
                 found = path_ids.get(path)
                 if found is None:
-                    attrs_key = id(path.attrs)
-                    attrs_id = attr_ids.get(attrs_key)
+                    attrs = path.attrs
+                    attrs_id = attr_ids.get(id(attrs))
                     if attrs_id is None:
-                        attrs_id = attr_ids[attrs_key] = len(attr_ids) + 1
-                        shown = json.dumps(attributes_json(path.attrs))
-                        attr_rows.append((attrs_id, shown, *attributes_wire(path.attrs)))
+                        attrs_id = attr_ids[id(attrs)] = len(attr_ids) + 1
+                        attr_sets.append(attrs)
                     found = path_ids[path] = len(path_ids) + 1
                     path_rows.append(
                         (
@@ -359,12 +367,19 @@ class Store:
                     )
                 return found
 
-            insert = "INSERT INTO routes VALUES (?,?,?,?,?,?,?)"
             ospf_wins = ospf_selected(rib)  # prefixes whose Loc-RIB route is OSPF's: decided once for both tables
             singles, rows = _route_rows(rib, ospf_wins, path_id_of, path_ids)  # path_ids: filled by path_id_of
             for code, flat in singles.items():
                 _insert_singles(db, code, flat)
-            db.executemany(insert, rows)
+            db.executemany("INSERT INTO routes VALUES (?,?,?,?,?,?,?)", rows)
+            attr_rows = [
+                (
+                    attrs_id,
+                    json.dumps(attributes_json(attrs)),
+                    *attributes_wire(attrs, attribute_blocks(attrs) if attribute_blocks else None),
+                )
+                for attrs_id, attrs in enumerate(attr_sets, 1)
+            ]
             written = len(rows) + sum(len(flat) for flat in singles.values()) // 3
             db.executemany("INSERT INTO attrs (id, json, wire, wire_as4, wire_errors) VALUES (?,?,?,?,?)", attr_rows)
             db.executemany("INSERT INTO paths VALUES (?,?,?,?,?,?,?)", path_rows)

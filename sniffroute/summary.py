@@ -112,7 +112,7 @@ def replay_summary(pipeline: Pipeline, captures: list[dict[str, Any]], seconds: 
 def ospf_summary(pipeline: Pipeline) -> dict[str, Any]:
     """OSPF packets and LSAs by type, checksum and authentication results, the LSDB and the SPF viewpoint."""
     ospf = pipeline.ospf
-    stats = ospf.lsdb.stats
+    stats = ospf.stats
     return {
         "packets": dict(sorted(stats.packets.items())),
         "lsas": dict(sorted(stats.lsas.items())),
@@ -122,7 +122,7 @@ def ospf_summary(pipeline: Pipeline) -> dict[str, Any]:
         "auth_failures": stats.auth_failures,
         "auth_unverified": stats.auth_unverified,
         "lsdb": {
-            "lsas": len(ospf.lsdb),
+            "lsas": ospf.lsa_count(),
             "installed": stats.installed,
             "refreshes": stats.refreshes,
             "duplicates": stats.duplicates,

@@ -22,6 +22,7 @@ import socket
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -717,6 +718,9 @@ _AS4_AGGREGATOR = int(AttrCode.AS4_AGGREGATOR)
 
 def path_attributes(data: bytes | memoryview, ctx: SessionContext) -> PathAttributes:
     """Decode an attribute block into the view routes share; never raises on wire data."""
+    common = _common_attributes(data if type(data) is bytes else bytes(data), ctx.as4)
+    if common is not None:
+        return common
     attrs, errors = decode_attributes(data, ctx)
     fields: dict[str, object] = {}
     as_path: tuple[AsSegment, ...] = ()
@@ -766,6 +770,150 @@ def _new_path_attributes(fields: dict[str, object]) -> PathAttributes:
     get = fields.get
     for name, store, default in _PATH_ATTRIBUTE_SLOTS:
         store(out, get(name, default))
+    return out
+
+
+_NO_ERRORS: tuple[ParseError, ...] = ()
+_ACTION_NONE = Action.NONE
+_PATH_ATTRIBUTES_NEW = object.__new__
+_SLOT_SETTERS = {name: store for name, store, _default in _PATH_ATTRIBUTE_SLOTS}
+_SET_ORIGIN = _SLOT_SETTERS["origin"]
+_SET_AS_PATH = _SLOT_SETTERS["as_path"]
+_SET_NEXT_HOP = _SLOT_SETTERS["next_hop"]
+_SET_MED = _SLOT_SETTERS["med"]
+_SET_LOCAL_PREF = _SLOT_SETTERS["local_pref"]
+_SET_ATOMIC_AGGREGATE = _SLOT_SETTERS["atomic_aggregate"]
+_SET_AGGREGATOR = _SLOT_SETTERS["aggregator"]
+_SET_COMMUNITIES = _SLOT_SETTERS["communities"]
+_SET_EXT_COMMUNITIES = _SLOT_SETTERS["ext_communities"]
+_SET_LARGE_COMMUNITIES = _SLOT_SETTERS["large_communities"]
+_SET_ORIGINATOR_ID = _SLOT_SETTERS["originator_id"]
+_SET_CLUSTER_LIST = _SLOT_SETTERS["cluster_list"]
+_SET_ATTRIBUTES = _SLOT_SETTERS["attributes"]
+_SET_ERRORS = _SLOT_SETTERS["errors"]
+_SET_ACTION = _SLOT_SETTERS["action"]
+_SEGMENT_TYPE_OK = tuple(t in _SEGMENT_TYPES for t in range(256))
+
+
+def _common_attributes(buf: bytes, as4: bool) -> PathAttributes | None:
+    """`path_attributes` for the blocks a table is made of, in one pass without the codec table: well-formed
+    ORIGIN, AS_PATH, NEXT_HOP, MULTI_EXIT_DISC, LOCAL_PREF, ATOMIC_AGGREGATE, AGGREGATOR, COMMUNITIES,
+    EXTENDED_COMMUNITIES and LARGE_COMMUNITIES, each once with the flags its codec wants. None for anything else
+    (another code, a repeat, a flags conflict, a length or value the codec would reject): the general decoder
+    then says exactly what. What it returns equals what the general path builds, value for value."""
+    end = len(buf)
+    attrs: list[Attribute] = []
+    append = attrs.append
+    seen = 0
+    origin = next_hop = med = local_pref = aggregator = None
+    as_path: tuple[AsSegment, ...] = ()
+    communities: tuple[int, ...] = ()
+    ext_communities: tuple[bytes, ...] = ()
+    large_communities: tuple[tuple[int, int, int], ...] = ()
+    atomic_aggregate = False
+    i = 0
+    while i < end:
+        flags = buf[i]
+        if flags & _EXTENDED_LENGTH:
+            if end - i < 4:
+                return None
+            start = i + 4
+            stop = start + ((buf[i + 2] << 8) | buf[i + 3])
+        else:
+            if end - i < 3:
+                return None
+            start = i + 3
+            stop = start + buf[i + 2]
+        if stop > end:
+            return None
+        code = buf[i + 1]
+        if code > 32 or seen >> code & 1:
+            return None
+        seen |= 1 << code
+        category = flags & _CATEGORY_BITS
+        size = stop - start
+        value: object
+        if code == 2:  # AS_PATH: segments as _decode_segments reads them, with the session's AS width
+            if category != _WELL_KNOWN:
+                return None
+            width = 4 if as4 else 2
+            layouts = _SEGMENT_LAYOUTS[width]
+            segments = []
+            j = start
+            while j < stop:
+                if stop - j < _SEGMENT_HEAD:
+                    return None
+                seg_type = buf[j]
+                count = buf[j + 1]
+                nxt = j + _SEGMENT_HEAD + count * width
+                if not _SEGMENT_TYPE_OK[seg_type] or count == 0 or nxt > stop:
+                    return None
+                segments.append(_new_tuple(AsSegment, (seg_type, layouts[count].unpack_from(buf, j + _SEGMENT_HEAD))))
+                j = nxt
+            value = as_path = tuple(segments)
+        elif code == 1:  # ORIGIN
+            if category != _WELL_KNOWN or size != 1 or buf[start] > _ORIGIN_MAX:
+                return None
+            value = origin = buf[start]
+        elif code == 3:  # NEXT_HOP
+            if category != _WELL_KNOWN or size != _IPV4_LEN:
+                return None
+            value = next_hop = _ipv4(buf, start)
+        elif code == 8:  # COMMUNITIES
+            if category != _OPTIONAL_TRANSITIVE or size == 0 or size % _COMMUNITY_LEN:
+                return None
+            count = size // _COMMUNITY_LEN
+            if count < len(_U32_LAYOUTS):
+                value = communities = _U32_LAYOUTS[count].unpack_from(buf, start)
+            else:
+                value = communities = struct.unpack_from(f"!{count}I", buf, start)
+        elif code == 4 or code == 5:  # MULTI_EXIT_DISC (optional), LOCAL_PREF (well-known)
+            if category != (_OPTIONAL if code == 4 else _WELL_KNOWN) or size != 4:
+                return None
+            value = _U32.unpack_from(buf, start)[0]
+            if code == 4:
+                med = value
+            else:
+                local_pref = value
+        elif code == 32:  # LARGE_COMMUNITIES
+            if category != _OPTIONAL_TRANSITIVE or size == 0 or size % _LARGE_COMMUNITY_LEN:
+                return None
+            words = struct.unpack_from(f"!{size // 4}I", buf, start)
+            value = large_communities = tuple(zip(words[0::3], words[1::3], words[2::3], strict=True))
+        elif code == 16:  # EXTENDED_COMMUNITIES
+            if category != _OPTIONAL_TRANSITIVE or size == 0 or size % _EXT_COMMUNITY_LEN:
+                return None
+            value = ext_communities = tuple(buf[at : at + _EXT_COMMUNITY_LEN] for at in range(start, stop, 8))
+        elif code == 6:  # ATOMIC_AGGREGATE
+            if category != _WELL_KNOWN or size:
+                return None
+            value = None
+            atomic_aggregate = True
+        elif code == 7:  # AGGREGATOR
+            layout = _AGGREGATOR4 if as4 else _AGGREGATOR2
+            if category != _OPTIONAL_TRANSITIVE or size != layout.size:
+                return None
+            value = aggregator = Aggregator(layout.unpack_from(buf, start)[0], _ipv4(buf, stop - _IPV4_LEN))
+        else:
+            return None
+        append(_new_tuple(Attribute, (code, flags, value)))
+        i = stop
+    out = _PATH_ATTRIBUTES_NEW(PathAttributes)
+    _SET_ORIGIN(out, origin)
+    _SET_AS_PATH(out, as_path)
+    _SET_NEXT_HOP(out, next_hop)
+    _SET_MED(out, med)
+    _SET_LOCAL_PREF(out, local_pref)
+    _SET_ATOMIC_AGGREGATE(out, atomic_aggregate)
+    _SET_AGGREGATOR(out, aggregator)
+    _SET_COMMUNITIES(out, communities)
+    _SET_EXT_COMMUNITIES(out, ext_communities)
+    _SET_LARGE_COMMUNITIES(out, large_communities)
+    _SET_ORIGINATOR_ID(out, None)
+    _SET_CLUSTER_LIST(out, ())
+    _SET_ATTRIBUTES(out, tuple(attrs))
+    _SET_ERRORS(out, _NO_ERRORS)
+    _SET_ACTION(out, _ACTION_NONE)
     return out
 
 
@@ -864,7 +1012,7 @@ def missing_mandatory(attrs: PathAttributes, has_nlri: bool, has_ipv4_nlri: bool
     out = []
     if attrs.origin is None:
         out.append(_missing("ORIGIN", AttrCode.ORIGIN))
-    if not _has(attrs, AttrCode.AS_PATH):
+    if not _has(attrs, _AS_PATH):
         out.append(_missing("AS_PATH", AttrCode.AS_PATH))
     if has_ipv4_nlri and attrs.next_hop is None:
         out.append(_missing("NEXT_HOP", AttrCode.NEXT_HOP))
@@ -872,7 +1020,10 @@ def missing_mandatory(attrs: PathAttributes, has_nlri: bool, has_ipv4_nlri: bool
 
 
 def _has(attrs: PathAttributes, code: int) -> bool:
-    return any(a.code == code for a in attrs.attributes)
+    return code in map(_attribute_code, attrs.attributes)  # in C: this runs once per distinct attribute set
+
+
+_attribute_code = itemgetter(0)  # Attribute.code
 
 
 def _missing(name: str, code: int) -> ParseError:

@@ -152,10 +152,12 @@ def as_path_fits(value: bytes, as4: bool) -> bool:
 class AttributeCache:
     """Interns decoded attribute blocks per AS width; the RIB shares the resulting objects."""
 
-    __slots__ = ("_entries", "_missing", "hits", "misses")
+    __slots__ = ("_blocks", "_entries", "_missing", "hits", "misses")
 
     def __init__(self) -> None:
         self._entries: dict[tuple[bytes, bool], PathAttributes] = {}
+        # id of an interned PathAttributes -> the block and AS width it was decoded from (see `block_of`).
+        self._blocks: dict[int, tuple[bytes, bool]] = {}
         # (id of an interned PathAttributes, IPv4 NLRI present) -> missing mandatory attributes. Interned
         # objects live as long as the cache, so their ids are stable keys.
         self._missing: dict[tuple[int, bool], tuple[ParseError, ...]] = {}
@@ -176,9 +178,15 @@ class AttributeCache:
         if found is None:
             self.misses += 1
             found = self._entries[key] = path_attributes(block, ctx)
+            self._blocks[id(found)] = key
         else:
             self.hits += 1
         return found
+
+    def block_of(self, attrs: PathAttributes) -> tuple[bytes, bool] | None:
+        """The attribute block and AS width (True: 4 octets) an interned set was decoded from, or None for a set
+        this cache did not make. Lets a writer keep the wire form without encoding the set again."""
+        return self._blocks.get(id(attrs))
 
     def __len__(self) -> int:
         return len(self._entries)

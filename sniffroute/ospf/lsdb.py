@@ -25,14 +25,13 @@ bring it back (a real router keeps the MaxAge copy until every neighbour acknowl
 from __future__ import annotations
 
 import heapq
-from collections import Counter, deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from ipaddress import IPv4Address, ip_address
 from typing import NamedTuple
 
-from parsers.errors import DecodeError, ParseError
+from parsers.errors import DecodeError
 from parsers.ospf.auth import AuthStatus
 from parsers.ospf.lsa import DO_NOT_AGE, MAX_AGE, MAX_AGE_DIFF, Lsa, LsaHeader, LsaKey, Scope, lsa_type_name
 from parsers.ospf.packet import (
@@ -45,6 +44,7 @@ from parsers.ospf.packet import (
     PacketType,
     decode_packet,
 )
+from sniffroute.ospf.stats import LsdbStats
 
 __all__ = [
     "ChangeKind",
@@ -59,7 +59,6 @@ __all__ = [
     "packet_type_name",
 ]
 
-MAX_PROBLEMS = 1000  # problems kept for display; counters keep counting beyond
 MAX_TOMBSTONES = 1024  # past this many, tombstones older than MaxAge are swept
 
 
@@ -118,26 +117,6 @@ class Known:
     header: LsaHeader | None
     seen: float
     sender: IPv4Address
-
-
-@dataclass(slots=True)
-class LsdbStats:
-    packets: Counter[str] = field(default_factory=Counter)  # "v2 hello", ...
-    lsas: Counter[str] = field(default_factory=Counter)  # LSAs in LSUs by "v2 router", "v3 link", ...
-    decode_errors: int = 0
-    packet_checksum_failures: int = 0
-    lsa_checksum_failures: int = 0
-    auth_failures: int = 0  # digest present, key given, mismatch (or malformed)
-    auth_unverified: int = 0  # digest present, no key
-    installed: int = 0
-    duplicates: int = 0
-    refreshes: int = 0
-    stale: int = 0  # older than the database copy
-    flushes: int = 0
-    aged_out: int = 0
-    discarded: int = 0  # unknown v2 types, MaxAge LSAs not in the database
-    unicast_updates: int = 0  # LSUs sent to a router's own address: retransmissions (RFC 2328 13.6) or replies
-    problems: deque[tuple[float, str, ParseError]] = field(default_factory=lambda: deque(maxlen=MAX_PROBLEMS))
 
 
 @dataclass(frozen=True, slots=True)

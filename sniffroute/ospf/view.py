@@ -10,11 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_interface, ip_network
+from typing import TYPE_CHECKING
 
-from parsers.ospf.lsa import IntraAreaPrefixLsa, Lsa, Lsa3Type
-from parsers.ospf.packet import Hello
-from sniffroute.ospf.lsdb import Lsdb, SpfInput
-from sniffroute.ospf.spf import OspfRoute, Root, RouterRoot, SegmentRoot, compute_routes
+from sniffroute.ospf.stats import LsdbStats
+
+if TYPE_CHECKING:
+    # The OSPF codec, the LSDB and SPF load with the first OSPF packet (or SPF run): a replay without OSPF
+    # starts faster. The functions below import what they use.
+    from parsers.ospf.lsa import Lsa
+    from parsers.ospf.packet import Hello
+    from sniffroute.ospf.lsdb import Lsdb, SpfInput
+    from sniffroute.ospf.spf import OspfRoute, Root
 
 VERSIONS = (2, 3)  # OSPFv2 and OSPFv3 run side by side; SPF runs once per version
 
@@ -82,6 +88,8 @@ def default_segment(segments: dict[IPv4Network, Segment]) -> IPv4Network | None:
 def v3_lan_prefix(lans: Sequence[tuple[IPv4Address, int]], spf_input: SpfInput) -> IPv6Network | None:
     """The prefix of the first OSPFv3 LAN seen: its DR's Hellos name the network-LSA (DR router ID, interface
     ID), and the intra-area-prefix LSA that refers to that network-LSA carries the LAN's prefixes."""
+    from parsers.ospf.lsa import IntraAreaPrefixLsa, Lsa3Type
+
     for dr, interface_id in lans:
         for lsas in spf_input.areas.values():
             for lsa in lsas:
@@ -103,6 +111,8 @@ def root_for(
     segments: dict[IPv4Network, Segment],
     default_v3: IPv6Network | None = None,
 ) -> Root | None:
+    from sniffroute.ospf.spf import RouterRoot, SegmentRoot
+
     if viewpoint.router_id is not None:
         return RouterRoot(viewpoint.router_id)
     wanted = viewpoint.segment
@@ -123,6 +133,8 @@ def compute(
     v3_lans: Sequence[tuple[IPv4Address, int]] = (),
 ) -> tuple[list[OspfRoute], list[str]]:
     """Routes of every OSPF version present, from the viewpoint; notes say what could not be computed."""
+    from sniffroute.ospf.spf import compute_routes
+
     routes: list[OspfRoute] = []
     notes: list[str] = []
     for version, spf_input in sorted(inputs.items()):
@@ -141,6 +153,8 @@ def compute(
 
 def spf_inputs(lsas: list[tuple[int, IPv4Address | None, Lsa]]) -> dict[int, SpfInput]:
     """SPF inputs per version from stored LSAs: (version, area or None for the AS scope, LSA)."""
+    from sniffroute.ospf.lsdb import SpfInput
+
     areas: dict[int, dict[IPv4Address, list[Lsa]]] = {}
     as_scope: dict[int, list[Lsa]] = {}
     for version, area, lsa in lsas:
@@ -162,14 +176,38 @@ class OspfView:
 
     def __init__(self, viewpoint: Viewpoint | None = None, lsdb: Lsdb | None = None) -> None:
         self.viewpoint = viewpoint or Viewpoint()
-        self.lsdb = lsdb or Lsdb()
+        self._lsdb = lsdb  # made on first use (see `lsdb`)
         self.segments: dict[IPv4Network, Segment] = {}
         self.v3_lans: list[tuple[IPv4Address, int]] = []  # (DR router ID, its interface ID), first seen first
         self.notes: list[str] = []
         self.spf_runs = 0
         self._dirty = False
 
+    @property
+    def lsdb(self) -> Lsdb:
+        """The LSDB, made (and the OSPF codec loaded) on first use."""
+        if self._lsdb is None:
+            from sniffroute.ospf.lsdb import Lsdb
+
+            self._lsdb = Lsdb()
+        return self._lsdb
+
+    @property
+    def used_lsdb(self) -> Lsdb | None:
+        """The LSDB if anything made it, else None: an LSDB no packet reached is empty."""
+        return self._lsdb
+
+    @property
+    def stats(self) -> LsdbStats:
+        """The LSDB's counters (all zero while no OSPF packet was seen)."""
+        return self._lsdb.stats if self._lsdb is not None else LsdbStats()
+
+    def lsa_count(self) -> int:
+        return len(self._lsdb) if self._lsdb is not None else 0
+
     def feed(self, payload: bytes, now: float, src: str, dst: str, vlans: tuple[int, ...] = ()) -> None:
+        from parsers.ospf.packet import Hello
+
         lsdb = self.lsdb
         packet = lsdb.decode(payload, now, src=src, dst=dst)
         if packet is None:
@@ -189,7 +227,7 @@ class OspfView:
             self._dirty = True
 
     def expire(self, now: float) -> None:
-        if self.lsdb.expire(now):
+        if self._lsdb is not None and self._lsdb.expire(now):
             self._dirty = True
 
     @property
