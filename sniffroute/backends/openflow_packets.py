@@ -1,9 +1,10 @@
 """Packet-ins read and packet-outs packed with struct: the tunnel's per-frame path.
 
 os-ken turns every packet-in into a message object, its match into field objects and the message into an event
-handed to the app's thread; POX and os-ken build an object per packet-out. At thousands of frames a second that
-is most of the controller's time, so the backends read and pack those messages here, byte for byte what os-ken
-reads and writes (tests compare the two; os-ken's OpenFlow 1.0 codec stands in for POX's).
+handed to the app's thread; POX does the same with its ofp_packet_in and PacketIn events, and both build an
+object per packet-out. At thousands of frames a second that is most of the controller's time, so the backends
+read and pack those messages here, byte for byte what os-ken and POX read and write (tests compare them with
+os-ken's codec, and the OpenFlow 1.0 packet-ins with POX's own unpacker when POX is there).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ _OUTPUT_ACTION_LEN = 16
 _PACKET_OUT_10_HEAD = struct.Struct("!BBHIIHHHHHH")
 _OUTPUT_ACTION_10_LEN = 8
 MATCH_OFFSET = 24  # where ofp_match starts in a packet-in
+# OpenFlow 1.0 packet-in: header, buffer_id, total_len, in_port, reason, pad; the frame follows
+_PACKET_IN_10 = struct.Struct("!BBHIIHHBx")
 
 
 class PacketIn(NamedTuple):
@@ -60,6 +63,17 @@ def read_packet_in(buf: bytes | bytearray | memoryview) -> PacketIn | None:
         return None
     frame = bytes(buf[data_start : min(length, data_start + total_len)])
     return PacketIn(in_port, frame, total_len)
+
+
+def read_packet_in_10(buf: bytes, offset: int = 0) -> PacketIn | None:
+    """The in_port, frame and total length of the OpenFlow 1.0 packet-in at `offset` in `buf`; None when there is
+    none that reads cleanly there (the caller then leaves it to POX's own unpacker)."""
+    if len(buf) - offset < _PACKET_IN_10.size:
+        return None
+    version, kind, length, _, _, total_len, in_port, _ = _PACKET_IN_10.unpack_from(buf, offset)
+    if version != OFP_VERSION_10 or kind != OFPT_PACKET_IN or not _PACKET_IN_10.size <= length <= len(buf) - offset:
+        return None
+    return PacketIn(in_port, buf[offset + _PACKET_IN_10.size : offset + length], total_len)
 
 
 def pack_packet_out(port: int, frame: bytes, xid: int = 0) -> bytes:

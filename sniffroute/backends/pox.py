@@ -7,11 +7,13 @@ On switch connect (POX's `clear_flows_on_connect` is turned off: the route flows
 reconcile): TCP_NODELAY on the OpenFlow socket (POX leaves
 Nagle on, which can hold replies for the switch's delayed ACK), a lowest-priority drop flow so that only punt
 flows reach the controller, and the punt flows with whole frames. OpenFlow 1.0 cannot match IPv6 addresses, so
-IPv6 is punted by the router's MAC and the multicast MACs it listens on. TAP reader threads hand packet-outs to
-POX's cooperative thread in batches (`PacketOuts`). Route flows: the switch's flows are read back (flow stats) and the
-FIB sends only the difference (`PoxFlows`). OpenFlow 1.0 has no TTL decrement, no select groups (ECMP uses one
-path) and no IPv6 matches (IPv6 routes are reported unsupported); its deletes cannot filter by cookie, so punt
-flows of an earlier run with another configuration stay until the switch restarts.
+IPv6 is punted by the router's MAC and the multicast MACs it listens on. The connection's reads are taken over
+(`sniffroute.backends.pox_reader`): packet-ins go straight to the engine, other messages to POX's handlers and
+the events below. TAP reader threads send their packet-outs themselves, under the connection's send lock
+(`PacketOuts`). Route flows: the switch's flows are read back (flow stats) and the FIB sends only the difference
+(`PoxFlows`). OpenFlow 1.0 has no TTL decrement, no select groups (ECMP uses one path) and no IPv6 matches (IPv6
+routes are reported unsupported); its deletes cannot filter by cookie, so punt flows of an earlier run with
+another configuration stay until the switch restarts.
 
 Importing this module needs POX; nothing else in sniffroute imports it.
 """
@@ -22,7 +24,7 @@ import ipaddress
 import logging
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from pox.lib.addresses import EthAddr, IPAddr
 
 from sniffroute.backends import LiveEngine, start_session_holder
 from sniffroute.backends.openflow_packets import pack_packet_out_10
+from sniffroute.backends.pox_reader import ConnectionReader
 from sniffroute.backends.routing import OpLedger
 from sniffroute.config import ConfigError, load_config
 from sniffroute.fib import (
@@ -83,6 +86,7 @@ class SniffroutePox:
             connection.send(_flow_mod(flow))
         connection.send(of.ofp_barrier_request())
         self.connection = connection
+        ConnectionReader(connection, self.engine.packet_in).install()
         self.engine.attach(PacketOuts(connection).send)
         log.info("switch %016x connected; punt flows installed", event.dpid)
         routing = self.engine.routing
@@ -167,26 +171,30 @@ def _flow_mod(flow: PuntFlow) -> Any:
 
 
 class PacketOuts:
-    """Packet-outs from the TAP threads, packed there and sent on POX's thread in batches: each `call_later`
-    wakes POX's loop through a pipe, so one wake-up carries every packet-out queued since the last."""
+    """Packet-outs packed and sent on the TAP reader threads themselves: handing each to POX's thread would take
+    two more thread wake-ups per frame (`call_later` pings POX's select hub, which wakes its scheduler). The
+    connection's `send` is put under a lock first, so POX's own sends (handshake, echo replies, flow mods) and
+    ours never interleave on the socket. POX's send never blocks: what the socket does not take at once goes to
+    POX's deferred sender, and later sends queue behind it, in order."""
 
     def __init__(self, connection: Any) -> None:
-        self._connection = connection
-        self._lock = threading.Lock()
-        self._pending: list[bytes] = []
+        self._send = serialise_sends(connection)
 
     def send(self, out: PacketOut) -> None:
-        message = pack_packet_out_10(out.port, out.frame)
-        with self._lock:
-            self._pending.append(message)
-            if len(self._pending) > 1:
-                return  # a flush is already scheduled and will take this one too
-        core.call_later(self._flush)
+        self._send(pack_packet_out_10(out.port, out.frame))
 
-    def _flush(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        self._connection.send(b"".join(pending))
+
+def serialise_sends(connection: Any) -> Callable[[Any], None]:
+    """Every send on `connection` under one lock, whichever thread calls it (returns the locked send)."""
+    send = connection.send
+    lock = threading.Lock()
+
+    def locked_send(data: Any) -> None:
+        with lock:
+            send(data)
+
+    connection.send = locked_send
+    return locked_send
 
 
 def launch(config: str, db: str | None = None) -> None:
