@@ -20,8 +20,10 @@ Importing this module needs POX; nothing else in sniffroute imports it.
 
 from __future__ import annotations
 
+import faulthandler
 import ipaddress
 import logging
+import signal
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -199,6 +201,7 @@ def serialise_sends(connection: Any) -> Callable[[Any], None]:
 
 def launch(config: str, db: str | None = None) -> None:
     """POX entry point: `sniffroute.backends.pox --config=FILE [--db=PATH]`."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: every thread's stack to stderr
     try:
         settings = load_config(config)
     except ConfigError as exc:
