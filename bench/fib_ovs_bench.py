@@ -5,13 +5,19 @@ bench thread owns its pipeline), routing enabled as `sniffroute run` does it, os
 a private OVS userspace switch (tests/e2e/ovs-up.sh) in its own namespace. BGP arrives as TCP segments of a
 hand-built session (tests/bgp_session.py) fed to the engine's pipeline, then `LiveEngine._commit` (what the
 pipeline thread calls when its queue runs dry) hands the Loc-RIB changes to the FIB thread, which sends the flow
-mods and barriers; a route counts as installed when the barrier after its flow mod is answered.
+mods and barriers; a route counts as installed when the barrier after its flow mod is answered, and a phase ends
+when every flow mod it sent is covered by an answered barrier (the FIB sends a big change in steps).
 
 Figures printed:
 - UPDATE -> flow confirmed in OVS: one prefix per UPDATE, p50/p99 over --samples;
 - 100,000 routes from an empty switch: first UPDATE fed -> last barrier answered;
 - reconnect with 1 % changed: 1 % of the switch's route flows altered behind the controller's back (ovs-ofctl),
-  then the OpenFlow connection dropped: reconnect -> read back -> the difference sent and confirmed.
+  then the OpenFlow connection dropped: reconnect -> read back -> the difference sent and confirmed (the switch's
+  own reconnect delay, its connection backoff, is shown apart);
+- for both, the CPU time the controller process and ovs-vswitchd spent, and the load average: on a busy machine
+  the wall times vary far more than the CPU times.
+Namespaces and the bridge are named after SNIFFROUTE_E2E_TAG (default "sfb"), so runs beside the e2e beds do not
+collide.
 
 Needs root, ovs-vswitchd/ovsdb-server, os-ken. Usage: sudo .venv/bin/python bench/fib_ovs_bench.py
 [--routes 100000] [--samples 300] [--change 0.01]   (re-runs itself inside the controller namespace)
@@ -28,13 +34,14 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TAG = "sfb"
+TAG = os.environ.get("SNIFFROUTE_E2E_TAG", "sfb")  # prefix of the namespaces and bridge made here
 SWITCH_NS, CONTROLLER_NS, BRIDGE = f"{TAG}-sw", f"{TAG}-ctl", f"{TAG}-br0"
 OPENFLOW_PORT = 6653
 ROUTER_MAC = "02:5f:00:00:00:fe"
@@ -52,6 +59,12 @@ def ofctl(base: Path, *args: str, input_text: str | None = None) -> str:
     argv = ["ovs-ofctl", "-O", "OpenFlow13", *args]
     result = subprocess.run(argv, env=ovs_env(base), capture_output=True, text=True, input=input_text, check=True)
     return result.stdout
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (/proc/PID/stat), to tell our cost from the switch's on a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def outside(args: argparse.Namespace) -> int:
@@ -97,20 +110,31 @@ def inside(args: argparse.Namespace, base: Path) -> None:
     routing = engine.enable_routing(OPENFLOW_13)
     routing.restore({"routes": [], "neighbours": [{"address": PEER, "interface": 0, "mac": PEER_MAC}]})
 
-    state: dict[str, Any] = {"last_barrier": 0, "confirmed": 0, "read_back_ops": None}
-    done = threading.Event()
-    confirmed, read_back = routing.confirmed, routing.read_back
+    # A phase is done when every flow mod it sent is covered by an answered barrier. The FIB sends a big change
+    # in steps (ROUTES_PER_STEP), so "the last barrier sent so far is answered" is not enough: the flow mods
+    # sent and confirmed are counted, and a phase waits for the count it expects.
+    state: dict[str, Any] = {"sent": 0, "confirmed_ops": 0, "mark": 0, "read_back_ops": None}
+    sent_by_barrier: dict[int, int] = {}  # barrier seq -> flow mods sent before it, in all
+    progress = threading.Condition()
+    confirmed, read_back, attached = routing.confirmed, routing.read_back, routing.attached
 
     def track_ops(ops: Any) -> None:
-        barriers = [op.seq for op in ops if isinstance(op, Barrier)]
-        if barriers:
-            state["last_barrier"] = max(barriers)
+        with progress:
+            for op in ops:
+                if isinstance(op, Barrier):
+                    sent_by_barrier[op.seq] = state["sent"]
+                else:
+                    state["sent"] += 1
 
     def track_confirmed(seq: int) -> None:
         confirmed(seq)
-        state["confirmed"] = seq
-        if seq >= state["last_barrier"]:
-            done.set()
+        with progress:
+            state["confirmed_ops"] = max(state["confirmed_ops"], sent_by_barrier.pop(seq, 0))
+            progress.notify_all()
+
+    def track_attached(switch: Any) -> None:
+        state["attached_at"] = time.perf_counter()  # the switch is back and configured; the read back starts
+        attached(switch)
 
     def track_read_back(flows: Any, groups: Any) -> None:
         state["read_at"] = time.perf_counter()
@@ -118,12 +142,13 @@ def inside(args: argparse.Namespace, base: Path) -> None:
         read_back(flows, groups)
         state["read_back_ops"] = routing.ops_sent - before
         state["read_flows"] = len(flows)
-        if routing.ops_sent == before:
-            done.set()
+        with progress:
+            progress.notify_all()
 
     routing.on_ops = track_ops
     routing.confirmed = track_confirmed  # type: ignore[method-assign]
     routing.read_back = track_read_back  # type: ignore[method-assign]
+    routing.attached = track_attached  # type: ignore[method-assign]
     osken.start(engine)
     deadline = time.monotonic() + 20
     while not routing.document()["switch"]["reconciled"]:
@@ -147,18 +172,25 @@ def inside(args: argparse.Namespace, base: Path) -> None:
         fed = len(session.segments)
         engine._commit()
 
-    def wait(what: str, limit: float = 120.0) -> None:
-        if not done.wait(limit):
-            raise SystemExit(f"timed out: {what}")
+    def wait(what: str, flow_mods: int, limit: float = 120.0) -> None:
+        """Until `flow_mods` more flow mods than `mark()` saw are confirmed by answered barriers."""
+        with progress:
+            target = state["mark"] + flow_mods
+            if not progress.wait_for(lambda: state["confirmed_ops"] >= target, limit):
+                raise SystemExit(f"timed out: {what} ({state['confirmed_ops'] - state['mark']} of {flow_mods})")
+
+    def mark() -> None:
+        with progress:
+            state["mark"] = state["sent"]
 
     # 1. UPDATE -> flow confirmed, one prefix at a time.
     latencies = []
     for n in range(args.samples):
         prefix = f"100.{64 + n // 256}.{n % 256}.0/24"
-        done.clear()
+        mark()
         started = time.perf_counter()
         feed(update(announce=(prefix,), as_path=(64500,), next_hop=PEER))
-        wait("a single route")
+        wait("a single route", 1)
         latencies.append(time.perf_counter() - started)
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
@@ -168,7 +200,9 @@ def inside(args: argparse.Namespace, base: Path) -> None:
     # 2. A full table from (nearly) empty.
     network = ipaddress.ip_network("16.0.0.0/4")
     prefixes = [str(p) for p, _ in zip(network.subnets(new_prefix=24), range(args.routes), strict=False)]
-    done.clear()
+    switch_pid = int((base / "run" / "ovs-vswitchd.pid").read_text())
+    mark()
+    cpu = time.process_time(), cpu_seconds(switch_pid)
     started = time.perf_counter()
     for start in range(0, len(prefixes), PER_UPDATE):
         chunk = tuple(prefixes[start : start + PER_UPDATE])
@@ -179,13 +213,15 @@ def inside(args: argparse.Namespace, base: Path) -> None:
     fed_at = time.perf_counter()
     engine._commit()
     committed_at = time.perf_counter()
-    wait("the full table", 300)
+    wait("the full table", len(prefixes), 300)
     total = time.perf_counter() - started
+    ours, theirs = time.process_time() - cpu[0], cpu_seconds(switch_pid) - cpu[1]
     print(
         f"{len(prefixes):,} routes into OVS from empty: {total:.2f} s (sniff pipeline {fed_at - started:.2f} s, "
         f"RIB commit + Loc-RIB {committed_at - fed_at:.2f} s, "
         f"FIB + OpenFlow + OVS {total - (committed_at - started):.2f} s)"
     )
+    print(f"  CPU: controller {ours:.2f} s, ovs-vswitchd {theirs:.2f} s (load {os.getloadavg()[0]:.2f})")
     flows_in_switch = ofctl(base, "dump-aggregate", BRIDGE, "cookie=0x5e1f0002/-1")
     print(f"  OVS says: {flows_in_switch.strip().splitlines()[-1].strip()}")
 
@@ -201,16 +237,25 @@ def inside(args: argparse.Namespace, base: Path) -> None:
     for p in altered[changed // 2 :]:  # missing
         match = f"priority={0x1000 + 24},ip,vlan_tci=0x0000/0x1fff,dl_dst={ROUTER_MAC},nw_dst={p}"
         ofctl(base, "--strict", "del-flows", BRIDGE, match)
-    done.clear()
+    state["read_back_ops"] = None
+    mark()
+    cpu = time.process_time(), cpu_seconds(switch_pid)
     started = time.perf_counter()
     subprocess.run(["ovs-appctl", "-t", "ovs-vswitchd", "bridge/reconnect", BRIDGE], env=ovs_env(base), check=True)
-    wait("the reconcile", 120)
+    with progress:
+        if not progress.wait_for(lambda: state["read_back_ops"] is not None, 120):
+            raise SystemExit("timed out: the read back")
+    wait("the reconcile", state["read_back_ops"], 120)
     total = time.perf_counter() - started
+    ours, theirs = time.process_time() - cpu[0], cpu_seconds(switch_pid) - cpu[1]
     read = state.get("read_at", started) - started
+    connected = state.get("attached_at", started) - started
     print(
         f"reconnect with {changed:,} of {len(prefixes):,} flows changed: converged in {total:.2f} s "
-        f"(connect + read back of {state.get('read_flows')} flows {read:.2f} s; {state['read_back_ops']} flow mods)"
+        f"(connect + read back of {state.get('read_flows')} flows {read:.2f} s, of which the switch's reconnect "
+        f"{connected:.2f} s; {state['read_back_ops']} flow mods)"
     )
+    print(f"  CPU: controller {ours:.2f} s, ovs-vswitchd {theirs:.2f} s (load {os.getloadavg()[0]:.2f})")
     print(
         f"  OVS says: {ofctl(base, 'dump-aggregate', BRIDGE, 'cookie=0x5e1f0002/-1').strip().splitlines()[-1].strip()}"
     )
@@ -226,7 +271,12 @@ def main() -> int:
     args = parser.parse_args()
     base = os.environ.get(INSIDE)
     if base:
-        inside(args, Path(base))
+        try:
+            inside(args, Path(base))
+        except BaseException:  # os-ken's threads would keep the process (and the switch namespace) alive
+            traceback.print_exc()
+            sys.stdout.flush()
+            os._exit(1)
         return 0
     if os.geteuid() != 0:
         print("needs root (network namespaces, Open vSwitch)", file=sys.stderr)

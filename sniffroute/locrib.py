@@ -22,12 +22,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from parsers.bgp.constants import Afi, AfiSafi
 from parsers.bgp.nlri import covering_prefixes
 from sniffroute.config import RouterInterface
-from sniffroute.fib.model import Network, RouteEntry
+from sniffroute.fib.model import Network, RouteEntry, network_from_int
 from sniffroute.rib import Path, Rib, RouteChange
 
 BGP = "bgp"
 HOP_CACHE_LIMIT = 65536
-WIDTHS = {Afi.IPV4: (4, ipaddress.IPv4Network), Afi.IPV6: (16, ipaddress.IPv6Network)}
+WIDTHS = {Afi.IPV4: (4, 4), Afi.IPV6: (16, 6)}  # address bytes, IP version
 OSPF = "ospf"
 Key = tuple[AfiSafi, bytes]
 
@@ -40,6 +40,8 @@ class LocRib:
         self._subnets = [a.network for i in interfaces for a in i.addresses]
         self._recursive: set[Key] = set()  # BGP prefixes whose next hop resolves through OSPF
         self._ospf_keys: set[Key] = set()  # OSPF prefixes seen at the last apply
+        # While `apply` runs: id of a Path -> (the path, its next hops, distance, whether they are recursive).
+        self._by_path: dict[int, tuple[Path, tuple[str, ...], int, bool]] | None = None
         self.unresolved = 0  # selected routes whose next hop resolves to nothing connected (last apply)
 
     def apply(self, changes: Iterable[RouteChange], ospf_changed: bool = False) -> dict[Network, RouteEntry | None]:
@@ -51,17 +53,20 @@ class LocRib:
             self._ospf_keys = now_ospf
         out: dict[Network, RouteEntry | None] = {}
         entries = self._entries
-        for key in keys:
-            entry = self.entry(key)
-            if entry != entries.get(key):
+        self._by_path = {}  # for this apply only: OSPF (recursive next hops) may differ at the next
+        try:
+            for key in keys:
+                entry = self.entry(key)
+                old = entries.get(key)
                 if entry is None:
-                    del entries[key]
-                    network = self._network(key)
-                    if network is not None:
-                        out[network] = None
-                else:
+                    if old is not None:
+                        del entries[key]
+                        out[old.prefix] = None
+                elif old is None or entry != old:
                     entries[key] = entry
                     out[entry.prefix] = entry
+        finally:
+            self._by_path = None
         return out
 
     @property
@@ -77,26 +82,35 @@ class LocRib:
     # -- one prefix ----------------------------------------------------------------------------------------
     def entry(self, key: Key) -> RouteEntry | None:
         family, prefix = key
-        self._recursive.discard(key)
+        if self._recursive:
+            self._recursive.discard(key)
         network = self._network(key)
         if network is None:
             return None
-        protocol = self.rib.selected_protocol(family, prefix)
+        protocol, best = self.rib.selected(family, prefix)
         if protocol == OSPF:
             route = self.rib.ospf[family][prefix]
             hops = tuple(sorted({str(h.address) for h in route.next_hops if h.address is not None}))
             if not hops:
                 return None  # directly attached in OSPF: the FIB's connected route covers it if it is ours
             return RouteEntry(network, hops, OSPF, self.rib.distances.ospf)
-        if protocol == BGP:
-            best = self.rib.best(family, prefix)
-            if best is None:
-                return None
+        if protocol == BGP and best is not None:
             path = best[1]
-            hops = self._bgp_next_hops(key, path)
+            # An UPDATE's prefixes share one Path: its next hops and distance are worked out once per apply.
+            memo = self._by_path
+            known = None if memo is None else memo.get(id(path))
+            if known is None or known[0] is not path:
+                before = len(self._recursive)
+                hops = self._bgp_next_hops(key, path)  # adds the key to the recursive ones, if it is
+                known = (path, hops, self.rib.bgp_distance(path), len(self._recursive) > before)
+                if memo is not None:
+                    memo[id(path)] = known
+            elif known[3]:
+                self._recursive.add(key)
+            _, hops, distance, _ = known
             if not hops:
                 return None
-            return RouteEntry(network, hops, BGP, self.rib.bgp_distance(path))
+            return RouteEntry(network, hops, BGP, distance)
         return None
 
     def _bgp_next_hops(self, key: Key, path: Path) -> tuple[str, ...]:
@@ -150,11 +164,12 @@ class LocRib:
         kind = WIDTHS.get(afi)
         if kind is None:
             return None
-        width, cls = kind
-        try:
-            return cls((int.from_bytes(prefix[1:].ljust(width, b"\0"), "big"), prefix[0]))
-        except ValueError:
-            return None
+        width, version = kind
+        length, bits = prefix[0], width * 8
+        value = int.from_bytes(prefix[1:].ljust(width, b"\0"), "big")
+        if length > bits or len(prefix) - 1 > width or value & ((1 << (bits - length)) - 1):
+            return None  # not a prefix (host bits set): ipaddress would refuse it too
+        return network_from_int(version, value, length)
 
 
 def entries_json(table: Mapping[Network, RouteEntry]) -> list[dict[str, object]]:

@@ -360,7 +360,8 @@ class Rib:
     # -- best path -----------------------------------------------------------------------------------------
     def best(self, family: AfiSafi, prefix: bytes) -> tuple[Source, Path, Reason] | None:
         """The best path of a prefix as of the last commit (single paths are always current)."""
-        current = self.tables.get(family, {}).get(prefix)
+        table = self.tables.get(family)
+        current = None if table is None else table.get(prefix)
         if current is None:
             return None
         if type(current) is Path:
@@ -496,13 +497,18 @@ class Rib:
 
     def selected_protocol(self, family: AfiSafi, prefix: bytes) -> str | None:
         """Which protocol's route the Loc-RIB uses for the prefix: "bgp", "ospf" or None."""
+        return self.selected(family, prefix)[0]
+
+    def selected(self, family: AfiSafi, prefix: bytes) -> tuple[str | None, tuple[Source, Path, Reason] | None]:
+        """The selected protocol, and the BGP best path (whichever protocol wins): one lookup for both."""
         best = self.best(family, prefix)
-        ospf = self.ospf.get(family, {}).get(prefix)
+        ospf_table = self.ospf.get(family)
+        ospf = ospf_table.get(prefix) if ospf_table else None
         if best is None:
-            return "ospf" if ospf is not None else None
+            return ("ospf" if ospf is not None else None), None
         if ospf is not None and self.distances.ospf < self.bgp_distance(best[1]):
-            return "ospf"
-        return "bgp"
+            return "ospf", best
+        return "bgp", best
 
     def longest_match(self, address: str) -> tuple[AfiSafi, bytes] | None:
         """The most specific unicast prefix in the RIB that covers `address`, or None."""

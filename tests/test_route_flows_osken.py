@@ -4,7 +4,9 @@ read back through os-ken's parser come back as the records that were sent."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import struct
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -76,6 +78,20 @@ def oracle(op: FlowOp | GroupOp, metered: bool, xid: int) -> bytes:
 def test_flow_mods_are_packed_as_os_ken_serialises_them(flow: FlowSpec, command: FlowCommand, metered: bool) -> None:
     op = FlowOp(command, flow)
     assert Packer(metered).flow_mod(op, 77) == oracle(op, metered, 77)
+
+
+@pytest.mark.parametrize("metered", [False, True])
+def test_one_packer_packs_many_flows_as_os_ken_serialises_each(metered: bool) -> None:
+    # One Packer reuses bytes between flows of one prefix length and next hop: every flow must still be its own.
+    packer = Packer(metered)
+    flows = [*FLOWS, *(replace(f, match=replace(f.match, dst=ipaddress.ip_network(n))) for f, n in zip(
+        FLOWS, ["203.0.113.0/24", "10.9.9.9/32", "0.0.0.0/0", "2001:db8:f000::/36", "10.4.0.0/24", "10.5.0.0/24",
+                "10.6.0.0/24"], strict=True))]  # fmt: skip
+    for xid, (flow, command) in enumerate(itertools.product(flows, FlowCommand), start=100):
+        op = FlowOp(command, flow)
+        assert packer.flow_mod(op, xid) == oracle(op, metered, xid), (flow, command)
+    other = replace(FLOWS[0], actions=tuple(FLOWS[0].actions[:-1]) + (Output(7),))  # same prefix, other actions
+    assert packer.flow_mod(FlowOp(FlowCommand.ADD, other), 1) == oracle(FlowOp(FlowCommand.ADD, other), metered, 1)
 
 
 @pytest.mark.parametrize("command", list(GroupCommand))

@@ -54,7 +54,7 @@ from sniffroute.fib import (
     ToController,
     ToGroup,
 )
-from sniffroute.fib.model import ETH_TYPE_IPV6
+from sniffroute.fib.model import ETH_TYPE_IPV6, network_from_int, shared_actions
 from sniffroute.tunnel import NO_BUFFER, PUNT_COOKIE, TABLE_MISS_PRIORITY, Match, PacketOut, PuntFlow, mac_text
 
 log = logging.getLogger("sniffroute.osken")
@@ -390,24 +390,42 @@ class OsKenFlows:
                 engine.routing.read_back(self._read["flows"], self._read["groups"])
 
     def send_ops(self, ops: Sequence[Op]) -> None:
+        """Pack and write `ops` in order. The ledger learns each op's xid before the bytes carrying it are
+        written (an error reply can only name an xid it knows); it is told in batches, not per op."""
         datapath = self.datapath
         packer = self.packer
-        chunk = bytearray()
+        flow_mod, group_mod, barrier = packer.flow_mod, packer.group_mod, packer.barrier
+        parts: list[bytes] = []
+        size = 0
         ledger = self.ledger
+        sent: list[tuple[int, FlowOp | GroupOp]] = []
         with self._send_lock:
+            xids = self._xids
             for op in ops:
-                xid = next(self._xids) & 0xFFFF_FFFF
-                if isinstance(op, Barrier):
-                    chunk += packer.barrier(xid)
-                    ledger.barrier(xid, op.seq)
+                xid = next(xids) & 0xFFFF_FFFF
+                if type(op) is FlowOp:
+                    data = flow_mod(op, xid)
+                elif type(op) is Barrier:
+                    data = barrier(xid)
+                    ledger.barrier(xid, op.seq, sent)
+                    sent = []
+                    parts.append(data)
+                    size += len(data)
                     continue
-                chunk += packer.flow_mod(op, xid) if isinstance(op, FlowOp) else packer.group_mod(op, xid)
-                ledger.sent(xid, op)
-                if len(chunk) >= SEND_CHUNK_BYTES:
-                    datapath.send(bytes(chunk))
-                    chunk.clear()
-        if chunk:
-            datapath.send(bytes(chunk))
+                else:
+                    data = group_mod(op, xid)  # type: ignore[arg-type]
+                sent.append((xid, op))  # type: ignore[arg-type]
+                parts.append(data)
+                size += len(data)
+                if size >= SEND_CHUNK_BYTES:
+                    ledger.sent_many(sent)
+                    sent = []
+                    datapath.send(b"".join(parts))
+                    parts, size = [], 0
+            if sent:
+                ledger.sent_many(sent)
+        if parts:
+            datapath.send(b"".join(parts))
 
     def _message(self, op: Op) -> Any:
         datapath = self.datapath
@@ -577,6 +595,7 @@ OFPVID_PRESENT = 0x1000
 OFPP_CONTROLLER, OFPP_ANY, OFPG_ANY, OFP_NO_BUFFER = 0xFFFFFFFD, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF
 OFPGT_SELECT = 1
 _FLOW_COMMANDS = {FlowCommand.ADD: 0, FlowCommand.MODIFY_STRICT: 2, FlowCommand.DELETE_STRICT: 4}
+_ADD, _MODIFY_STRICT, _DELETE_STRICT = FlowCommand.ADD, FlowCommand.MODIFY_STRICT, FlowCommand.DELETE_STRICT
 _GROUP_COMMANDS = {GroupCommand.ADD: 0, GroupCommand.MODIFY: 1, GroupCommand.DELETE: 2}
 _HEADER = struct.Struct("!BBHI")
 _FLOW_MOD = struct.Struct("!BBHIQQBBHHHIIIH2x")
@@ -597,16 +616,38 @@ def _mac(text: str) -> bytes:
 
 
 _MATCH_HEADS: dict[tuple[str, int | None, int], bytes] = {}
-_DST_OXM = {
-    (4, False): struct.pack("!HBB", OFPXMC_OPENFLOW_BASIC, OXM_IPV4_DST << 1, 4),
-    (4, True): struct.pack("!HBB", OFPXMC_OPENFLOW_BASIC, OXM_IPV4_DST << 1 | 1, 8),
-    (6, False): struct.pack("!HBB", OFPXMC_OPENFLOW_BASIC, OXM_IPV6_DST << 1, 16),
-    (6, True): struct.pack("!HBB", OFPXMC_OPENFLOW_BASIC, OXM_IPV6_DST << 1 | 1, 32),
-}
+
+
+def _dst_oxms(width: int, field: int) -> list[tuple[bytes, bytes]]:
+    """Per prefix length: the destination OXM's header, and the mask that follows the address (none when full)."""
+    out = []
+    for length in range(width + 1):
+        if length == width:
+            out.append((struct.pack("!HBB", OFPXMC_OPENFLOW_BASIC, field << 1, width // 8), b""))
+        else:
+            mask = ((1 << width) - (1 << (width - length))).to_bytes(width // 8, "big")
+            out.append((struct.pack("!HBB", OFPXMC_OPENFLOW_BASIC, field << 1 | 1, width // 4), mask))
+    return out
+
+
+_DST_OXM_V4 = _dst_oxms(32, OXM_IPV4_DST)
+_DST_OXM_V6 = _dst_oxms(128, OXM_IPV6_DST)
+_MATCH_TLV = [struct.pack("!HH", 1, size) for size in range(1 << 10)]  # an ofp_match header per length
+_PADDING = [b"\0" * n for n in range(8)]
 
 
 def pack_match(match: FlowMatch) -> bytes:
     """The OXM match of a route flow: fields in os-ken's order (by field number), padded to 8 bytes."""
+    before, after = match_parts(match)
+    dst = match.dst
+    if not dst.prefixlen:
+        return before + after
+    return before + int(dst.network_address).to_bytes(4 if dst.version == 4 else 16, "big") + after
+
+
+def match_parts(match: FlowMatch) -> tuple[bytes, bytes]:
+    """The match's bytes before and after the destination address (no address when the prefix length is 0):
+    the same for every route flow of one prefix length."""
     key = (match.eth_dst, match.vlan, match.eth_type)
     head = _MATCH_HEADS.get(key)
     if head is None:
@@ -619,16 +660,13 @@ def pack_match(match: FlowMatch) -> bytes:
             _MATCH_HEADS[key] = head
     dst = match.dst
     length = dst.prefixlen
-    if length:
-        width = dst.max_prefixlen
-        address = int(dst.network_address).to_bytes(width // 8, "big")
-        if length == width:
-            head = head + _DST_OXM[dst.version, False] + address
-        else:
-            mask = ((1 << width) - (1 << (width - length))).to_bytes(width // 8, "big")
-            head = head + _DST_OXM[dst.version, True] + address + mask
-    size = 4 + len(head)
-    return struct.pack("!HH", 1, size) + head + b"\0" * (-size % 8)
+    if not length:
+        size = 4 + len(head)
+        return _MATCH_TLV[size] + head, _PADDING[-size % 8]
+    width = 4 if dst.version == 4 else 16
+    oxm, mask = (_DST_OXM_V4 if width == 4 else _DST_OXM_V6)[length]  # the OXM header; the mask after the address
+    size = 4 + len(head) + len(oxm) + width + len(mask)
+    return _MATCH_TLV[size] + head + oxm, mask + _PADDING[-size % 8]
 
 
 def _set_field(field: int, value: bytes) -> bytes:
@@ -670,8 +708,15 @@ class Packer:
     def __init__(self, metered: bool) -> None:
         self.metered = metered
         self._instructions: dict[tuple[Any, ...], bytes] = {}
+        self._by_identity: dict[int, tuple[tuple[Any, ...], bytes]] = {}
+        self._flow_mods: dict[tuple[Any, ...], tuple[Any, bytes, bytes, bytes]] = {}
 
     def instructions(self, actions: tuple[Any, ...]) -> bytes:
+        # Plans share one action tuple per next hop: found by identity first (hashing a tuple of actions costs
+        # more than packing the rest of the flow mod), by value when it is another tuple.
+        known = self._by_identity.get(id(actions))
+        if known is not None and known[0] is actions:
+            return known[1]
         cached = self._instructions.get(actions)
         if cached is None:
             body = pack_actions(actions)
@@ -681,18 +726,48 @@ class Packer:
             if len(self._instructions) >= _ACTION_CACHE_LIMIT:
                 self._instructions.clear()
             self._instructions[actions] = cached
+        if len(self._by_identity) >= _ACTION_CACHE_LIMIT:
+            self._by_identity.clear()
+        self._by_identity[id(actions)] = (actions, cached)  # the tuple is kept: its id is not reused meanwhile
         return cached
 
     def flow_mod(self, op: FlowOp, xid: int) -> bytes:
+        """A flow mod is the same bytes for every route of one prefix length and next hop, but for its xid and
+        destination address: those bytes are made once (`_flow_mod_template`) and the two filled in."""
         flow = op.flow
-        match = pack_match(flow.match)
-        instructions = b"" if op.command is FlowCommand.DELETE_STRICT else self.instructions(flow.actions)
-        length = _FLOW_MOD.size + len(match) + len(instructions)
+        match = flow.match
+        dst = match.dst
+        command = op.command
+        actions = None if command is _DELETE_STRICT else flow.actions
+        # the common commands by identity: hashing an Enum member calls Python code
+        code = 0 if command is _ADD else 2 if command is _MODIFY_STRICT else _FLOW_COMMANDS[command]
+        key = (code, flow.cookie, flow.priority, match.eth_dst, match.vlan, match.eth_type, dst.version,
+               dst.prefixlen, id(actions))  # fmt: skip
+        template = self._flow_mods.get(key)
+        if template is None or template[0] is not actions:  # an id can be reused once its tuple is gone
+            template = self._flow_mod_template(op, actions)
+            if len(self._flow_mods) >= _ACTION_CACHE_LIMIT:
+                self._flow_mods.clear()
+            self._flow_mods[key] = template
+        _, start, middle, end = template
+        if not dst.prefixlen:
+            return b"".join((start, xid.to_bytes(4, "big"), middle, end))
+        address = int(dst.network_address).to_bytes(4 if dst.version == 4 else 16, "big")
+        return b"".join((start, xid.to_bytes(4, "big"), middle, address, end))
+
+    def _flow_mod_template(self, op: FlowOp, actions: tuple[Any, ...] | None) -> tuple[Any, bytes, bytes, bytes]:
+        """(actions, bytes before the xid, between xid and destination address, after the address)."""
+        flow = op.flow
+        before, after = match_parts(flow.match)
+        instructions = b"" if actions is None else self.instructions(actions)
+        dst = flow.match.dst
+        address_size = (4 if dst.version == 4 else 16) if dst.prefixlen else 0
+        length = _FLOW_MOD.size + len(before) + address_size + len(after) + len(instructions)
         head = _FLOW_MOD.pack(
-            OFP_VERSION_13, OFPT_FLOW_MOD, length, xid, flow.cookie, 0, 0, _FLOW_COMMANDS[op.command],
+            OFP_VERSION_13, OFPT_FLOW_MOD, length, 0, flow.cookie, 0, 0, _FLOW_COMMANDS[op.command],
             0, 0, flow.priority, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY, 0,
         )  # fmt: skip
-        return head + match + instructions
+        return actions, head[:4], head[8:] + before, after + instructions
 
     def group_mod(self, op: GroupOp, xid: int) -> bytes:
         buckets = b""
@@ -717,6 +792,13 @@ _ENTRY_HEAD = struct.Struct("!H2x4x4xH2x2x2x4xQ16x")  # length, priority, cookie
 _OXM_HEAD = struct.Struct("!HBB")
 _TLV = struct.Struct("!HH")
 _READ_CACHE: dict[bytes, tuple[Any, ...]] = {}
+_READ_MATCHES: dict[bytes, tuple[str, int | None, int]] = {}
+_MASK_BITS = {
+    mask.to_bytes(width // 8, "big"): length
+    for width in (32, 128)
+    for length in range(width + 1)
+    for mask in (((1 << width) - (1 << (width - length))),)
+}
 
 
 class RawFlowStats:
@@ -739,38 +821,80 @@ def cookie_of(raw: bytes) -> int:
 
 
 def flow_from_raw(raw: bytes) -> FlowSpec:
-    """A raw flow stats entry as the FIB's record; the same result as `flow_from_stats` (a test compares)."""
+    """A raw flow stats entry as the FIB's record; the same result as `flow_from_stats` (a test compares).
+
+    Only the destination differs between route flows: the rest of the match is read once per distinct bytes
+    (cached), and so are the instructions."""
     length, priority, cookie = _ENTRY_HEAD.unpack_from(raw, 0)
     offset = _ENTRY_HEAD.size
     _, match_length = _TLV.unpack_from(raw, offset)
-    fields: dict[int, tuple[bytes, bytes | None]] = {}
     position, end = offset + 4, offset + match_length
+    v4 = v6 = None  # (start, end) of the destination OXMs
+    rest = b""
+    kept = position  # the match bytes other than destinations, from here on, are part of the cache key
     while position + 4 <= end:
-        _, field_mask, size = _OXM_HEAD.unpack_from(raw, position)
-        value = raw[position + 4 : position + 4 + size]
-        half = size // 2
-        fields[field_mask >> 1] = (value[:half], value[half:]) if field_mask & 1 else (value, None)
-        position += 4 + size
-    offset += match_length + (-match_length % 8)
-    eth_type = int.from_bytes(fields[OXM_ETH_TYPE][0], "big") if OXM_ETH_TYPE in fields else 0
-    eth_dst = fields[OXM_ETH_DST][0].hex(":") if OXM_ETH_DST in fields else ""
-    vid = int.from_bytes(fields[OXM_VLAN_VID][0], "big") if OXM_VLAN_VID in fields else None
-    vlan = -1 if vid is None else (vid & 0xFFF if vid & OFPVID_PRESENT else None)
-    dst = fields.get(OXM_IPV6_DST if eth_type == ETH_TYPE_IPV6 else OXM_IPV4_DST)
+        field = raw[position + 2] >> 1
+        after = position + 4 + raw[position + 3]
+        if field in (OXM_IPV4_DST, OXM_IPV6_DST):
+            if field == OXM_IPV4_DST:
+                v4 = (position, after)
+            else:
+                v6 = (position, after)
+            rest += raw[kept:position]
+            kept = after
+        position = after
+    rest += raw[kept:end]
+    head = _READ_MATCHES.get(rest)
+    if head is None:
+        head = _read_match_head(rest)
+        if len(_READ_MATCHES) >= _ACTION_CACHE_LIMIT:
+            _READ_MATCHES.clear()
+        _READ_MATCHES[rest] = head
+    eth_dst, vlan, eth_type = head
+    dst = v6 if eth_type == ETH_TYPE_IPV6 else v4
     if dst is None:
         network = ipaddress.ip_network("::/0" if eth_type == ETH_TYPE_IPV6 else "0.0.0.0/0")
     else:
-        address, mask = dst
-        bits = len(address) * 8 if mask is None else bin(int.from_bytes(mask, "big")).count("1")
-        kind = ipaddress.IPv4Network if len(address) == 4 else ipaddress.IPv6Network
-        network = kind((int.from_bytes(address, "big"), bits), strict=False)
-    actions = _READ_CACHE.get(raw[offset:length])
+        start, stop = dst
+        masked = raw[start + 2] & 1
+        size = (stop - start - 4) // 2 if masked else stop - start - 4
+        value = int.from_bytes(raw[start + 4 : start + 4 + size], "big")
+        if masked:
+            mask = raw[start + 4 + size : stop]
+            bits = _MASK_BITS.get(mask)
+            if bits is None:
+                bits = bin(int.from_bytes(mask, "big")).count("1")  # contiguous masks only: ours are
+        else:
+            bits = size * 8
+        if size in (4, 16):
+            network = network_from_int(4 if size == 4 else 6, value, bits)
+        else:  # not an address of either width: as ipaddress takes it (or refuses it)
+            network = ipaddress.IPv6Network((value, bits), strict=False)
+    offset += match_length + (-match_length % 8)
+    instructions = raw[offset:length]
+    actions = _READ_CACHE.get(instructions)
     if actions is None:
-        actions = _read_instructions(raw[offset:length])
+        actions = shared_actions(_read_instructions(instructions))
         if len(_READ_CACHE) >= _ACTION_CACHE_LIMIT:
             _READ_CACHE.clear()
-        _READ_CACHE[raw[offset:length]] = actions
+        _READ_CACHE[instructions] = actions
     return FlowSpec(cookie, priority, FlowMatch(eth_dst, vlan, eth_type, network), actions)
+
+
+def _read_match_head(data: bytes) -> tuple[str, int | None, int]:
+    """Router MAC, VLAN (None: untagged, -1: not matched) and EtherType of a match without its destination."""
+    fields: dict[int, bytes] = {}
+    position = 0
+    while position + 4 <= len(data):
+        _, field_mask, size = _OXM_HEAD.unpack_from(data, position)
+        value = data[position + 4 : position + 4 + size]
+        fields[field_mask >> 1] = value[: size // 2] if field_mask & 1 else value
+        position += 4 + size
+    eth_type = int.from_bytes(fields[OXM_ETH_TYPE], "big") if OXM_ETH_TYPE in fields else 0
+    eth_dst = fields[OXM_ETH_DST].hex(":") if OXM_ETH_DST in fields else ""
+    vid = int.from_bytes(fields[OXM_VLAN_VID], "big") if OXM_VLAN_VID in fields else None
+    vlan = -1 if vid is None else (vid & 0xFFF if vid & OFPVID_PRESENT else None)
+    return eth_dst, vlan, eth_type
 
 
 def _read_instructions(data: bytes) -> tuple[Any, ...]:

@@ -14,7 +14,6 @@ entries the live RIB has not confirmed within `RESTORE_GRACE_SECONDS` are withdr
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import logging
 import socket
 import threading
@@ -87,12 +86,20 @@ class OpLedger:
         self._pending: list[int] = []
 
     def sent(self, xid: int, op: FlowOp | GroupOp) -> None:
-        with self._lock:
-            self._ops[xid] = op
-            self._pending.append(xid)
+        self.sent_many(((xid, op),))
 
-    def barrier(self, xid: int, seq: int) -> None:
+    def sent_many(self, sent: Sequence[tuple[int, FlowOp | GroupOp]]) -> None:
+        """Ops about to go out, with their xids, in the order they are written."""
         with self._lock:
+            self._ops.update(sent)
+            self._pending.extend(xid for xid, _ in sent)
+
+    def barrier(self, xid: int, seq: int, sent: Sequence[tuple[int, FlowOp | GroupOp]] = ()) -> None:
+        """A barrier about to go out (after the ops `sent`, not yet recorded, and every op recorded before)."""
+        with self._lock:
+            if sent:
+                self._ops.update(sent)
+                self._pending.extend(xid for xid, _ in sent)
             self._barriers[xid] = (seq, self._pending)
             self._pending = []
 
@@ -134,6 +141,10 @@ class Routing:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._routes: dict[Network, RouteEntry | None] = {}
+        # A big change being applied a step at a time (its items, in order, and how far), before `_routes`:
+        # slicing a list costs nothing per route, where splitting a dict hashes every network again.
+        self._backlog: list[tuple[Network, RouteEntry | None]] = []
+        self._backlog_at = 0
         self._seen: list[NeighbourObservation] = []
         self._gleaned: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
         self._switch: FlowSwitch | None = None
@@ -167,6 +178,7 @@ class Routing:
         with self._lock:
             self.frozen = True
             self._routes.clear()
+            self._backlog, self._backlog_at = [], 0
             self._document = None
 
     def restore(self, document: Any) -> int:
@@ -339,21 +351,29 @@ class Routing:
 
     def _drain(self, now: float) -> None:
         """Apply queued inputs (lock held)."""
-        if self._routes:
-            if len(self._routes) <= ROUTES_PER_STEP:
-                routes, self._routes = self._routes, {}
-            else:
-                routes = dict(itertools.islice(self._routes.items(), ROUTES_PER_STEP))
-                for prefix in routes:
-                    del self._routes[prefix]
+        if not self._backlog and len(self._routes) > ROUTES_PER_STEP:
+            self._backlog, self._backlog_at, self._routes = list(self._routes.items()), 0, {}
+        routes: Sequence[tuple[Network, RouteEntry | None]] = ()
+        if self._backlog:
+            at = self._backlog_at
+            routes = self._backlog[at : at + ROUTES_PER_STEP]
+            self._backlog_at = at + ROUTES_PER_STEP
+            if self._backlog_at >= len(self._backlog):
+                self._backlog, self._backlog_at = [], 0
+            if self._backlog or self._routes:
                 self._wake.set()  # the rest in the next step, right after this chunk is sent
-            for prefix, entry in routes.items():
-                self.restored.discard(prefix)
+        elif self._routes:
+            routes, self._routes = list(self._routes.items()), {}
+        if routes:
+            entries, restored = self.entries, self.restored
+            for prefix, entry in routes:
                 if entry is None:
-                    self.entries.pop(prefix, None)
+                    entries.pop(prefix, None)
                 else:
-                    self.entries[prefix] = entry
-            self.fib.update(routes, now)
+                    entries[prefix] = entry
+                if restored:
+                    restored.discard(prefix)
+            self.fib.update_items(routes, now)
             self.last_change = now
             self._version += 1
         if self._seen:

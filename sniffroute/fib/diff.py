@@ -68,14 +68,21 @@ def diff_flows(
     """Compare every key (`keys` None) or only the given ones (incremental: the keys a change may touch)."""
     changes = changes or Changes()
     adds, modifies, deletes = (changes.flows[c] for c in FlowCommand)
+    # `have` and `want` found under one key agree on priority and match: only the cookie and actions can differ
+    # (compared so, a 100,000-flow reconcile does not compare every match twice more).
     if keys is None:
+        found: set[int] = set()
         for key, want in desired.items():
             have = installed.get(key)
             if have is None:
                 adds.append(want)
-            elif have != want:
+                continue
+            found.add(id(have))
+            if have is not want and (have.actions is not want.actions and have.actions != want.actions
+                                     or have.cookie != want.cookie):  # fmt: skip
                 modifies.append(want)
-        deletes.extend(have for key, have in installed.items() if key not in desired)
+        if len(found) < len(installed):
+            deletes.extend(have for have in installed.values() if id(have) not in found)
         return changes
     for key in keys:
         want = desired.get(key)
@@ -85,7 +92,8 @@ def diff_flows(
                 deletes.append(have)
         elif have is None:
             adds.append(want)
-        elif have != want:
+        elif have is not want and (have.actions is not want.actions and have.actions != want.actions
+                                   or have.cookie != want.cookie):  # fmt: skip
             modifies.append(want)
     return changes
 

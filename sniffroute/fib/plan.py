@@ -36,6 +36,7 @@ from sniffroute.fib.model import (
     ToGroup,
     eth_type_of,
     route_priority,
+    shared_actions,
 )
 
 GroupKey = tuple[int | None, tuple[tuple[int, IpAddress], ...]]  # (ingress VLAN, (interface, next hop)...)
@@ -126,7 +127,7 @@ class FlowPlanner:
         elif ingress_vlan != interface.vlan:
             actions.append(SetVlanVid(interface.vlan))
         actions.append(Output(interface.port))
-        result = tuple(actions)
+        result = shared_actions(tuple(actions))
         if len(self._actions) >= ACTION_CACHE_LIMIT:
             self._actions.clear()
         self._actions[cache_key] = result
@@ -134,6 +135,10 @@ class FlowPlanner:
 
     def forward(self, prefix: Network, hops: Sequence[Egress]) -> RoutePlan:
         """Flows for a route over one or more resolved next hops (a select group when there are several)."""
+        if len(hops) == 1 and len(self.ingress_vlans) == 1:  # the common case, kept cheap for big tables
+            vlan = self.ingress_vlans[0]
+            match = FlowMatch(self.router_mac, vlan, eth_type_of(prefix), prefix)
+            return RoutePlan((FlowSpec(ROUTE_COOKIE, route_priority(prefix), match, self.actions(hops[0], vlan)),))
         keys = self.keys_for(prefix)
         if len(hops) == 1:
             hop = hops[0]

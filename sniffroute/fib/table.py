@@ -143,13 +143,20 @@ class Fib:
 
     def update(self, changes: Mapping[Network, RouteEntry | None], now: float) -> None:
         """RIB changes: a prefix's selected route, or None when it has none any more."""
-        for prefix, entry in changes.items():
+        self.update_items(changes.items(), now)
+
+    def update_items(self, changes: Iterable[tuple[Network, RouteEntry | None]], now: float) -> None:
+        """`update` for (prefix, entry) pairs applied in order (a later pair for a prefix wins)."""
+        routes = self._routes
+        for prefix, entry in changes:
             if entry is None:
-                route = self._routes.get(prefix)
+                route = routes.get(prefix)
                 if route is None or route.entry is None:
                     continue
             else:
-                route = self._route(prefix)
+                route = routes.get(prefix)
+                if route is None:
+                    route = routes[prefix] = _Route(prefix)
             route.entry = entry
             self._replan(route, now)
 
@@ -217,13 +224,19 @@ class Fib:
         due = [r for r in self._failed if r.error is not None and r.error.retry_at <= now]
         self._dirty.update(due)
         keys: list[FlowKey] = []
+        owners: dict[int, _Route] = {}  # id of a planned flow -> its route (cheaper than looking up its prefix)
         for route in self._dirty:
             if route.error is not None and route.error.retry_at > now and route.flows:
                 held.add(route)  # still backing off after a switch error
                 continue
             # a plan has a flow per ingress VLAN, i.e. every key the prefix can have; without one, compute them
-            if route.flows:
-                keys.extend(flow.key for flow in route.flows)
+            flows = route.flows
+            if len(flows) == 1:
+                flow = flows[0]
+                keys.append(flow.key)
+                owners[id(flow)] = route
+            elif flows:
+                keys.extend(flow.key for flow in flows)
             else:
                 keys.extend(self.planner.keys_for(route.prefix))
             if route.unused:
@@ -231,7 +244,7 @@ class Fib:
         self._dirty = held
         changes = diff_flows(self._desired, self._sent, keys)
         self._diff_groups(changes, now)
-        ops = self._emit(changes)
+        ops = self._emit(changes, owners)
         for route in due:
             if route.awaiting is None:  # nothing left to send: what failed is moot now
                 route.error = None
@@ -392,6 +405,10 @@ class Fib:
         entry = route.entry
         if entry is None:
             return NO_PLAN, None
+        if len(entry.next_hops) == 1:  # the common case, kept cheap for big tables: one resolved next hop
+            plan = self._plan_one(route, entry, now)
+            if plan is not None:
+                return plan
         resolved: list[Egress] = []
         used: list[str] = []
         waiting: list[str] = []
@@ -440,6 +457,30 @@ class Fib:
         hops_used = tuple(str(hop.address) for hop in ordered)
         plan = self.planner.forward(prefix, resolved)
         return plan, _Planned(_INSTALLED, "; ".join(notes), entry.protocol, hops_used)
+
+    def _plan_one(self, route: _Route, entry: RouteEntry, now: float) -> tuple[RoutePlan, _Planned] | None:
+        """A route over one next hop that is resolved: its plan, as the general case in `_plan` makes it. None
+        in every other case (which `_plan` then handles; claiming the next hop again changes nothing)."""
+        text = entry.next_hops[0]
+        key = self._hop_key(text)
+        if key is None:
+            return None
+        neighbours = self.neighbours
+        claimed = neighbours.claim(key, now)
+        if neighbours.evicted:
+            self._drain_evicted(now)
+        if claimed is None:
+            return None
+        state, mac, _ = claimed
+        users = self._hop_users.get(key)
+        if users is None:
+            users = self._hop_users[key] = set()
+        users.add(route)
+        route.hops = (key,)
+        if state is not _RESOLVED or mac is None:
+            return None
+        hop = Egress(key[0], key[1], mac)
+        return self.planner.forward(route.prefix, (hop,)), self._installed(entry.protocol, text)
 
     def _installed(self, protocol: str, next_hop: str) -> _Planned:
         """Shared status records for the common case (one next hop, nothing to note): 100,000 routes, few hops."""
@@ -496,8 +537,10 @@ class Fib:
             waiting = changes.groups[command]
             changes.groups[command] = [g for g in waiting if self._group_holdoff.get(g.group_id, 0.0) <= now]
 
-    def _emit(self, changes: Changes) -> list[Op]:
+    def _emit(self, changes: Changes, owners: Mapping[int, _Route] | None = None) -> list[Op]:
+        """Order the changes into ops and note what they send; `owners` maps planned flows (by id) to routes."""
         ops = order(changes, first_seq=self._seq + 1, batch_size=self.batch_size)
+        owners = owners or {}
         since_barrier: list[_Route] = []
         sent, sent_groups, routes = self._sent, self._sent_groups, self._routes
         for op in ops:
@@ -514,7 +557,7 @@ class Fib:
                     sent.pop(flow.key, None)
                 else:
                     sent[flow.key] = flow
-                route = routes.get(flow.match.dst)
+                route = owners.get(id(flow)) or routes.get(flow.match.dst)
                 if route is not None and route.planned is not None:
                     since_barrier.append(route)
             elif op.command is GroupCommand.DELETE:
