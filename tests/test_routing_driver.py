@@ -249,6 +249,9 @@ def _kernel_reports(monkeypatch, neighbours: list[_Neighbour]) -> None:  # noqa:
         def __exit__(self, *exc: object) -> None:
             return None
 
+        def close(self) -> None:
+            return None
+
         def get_links(self) -> list[Link]:
             return [Link(index=7)]
 
@@ -268,13 +271,14 @@ def test_the_kernel_failing_a_next_hop_before_the_switch_came_keeps_its_routes(m
             driver.confirmed(op.seq)
     switch.ops.clear()
     # Failed 10 s ago: before the switch was read back (the controller starting, its ARP going nowhere).
-    _kernel_reports(monkeypatch, [_Neighbour(PEER, 0x20, age=10.0)])
+    kernel = [_Neighbour(PEER, 0x20, age=10.0)]
+    _kernel_reports(monkeypatch, kernel)
     now[0] += 1.0
     driver._poll_kernel(now[0])
     driver._step(now[0])
     assert switch.ops == []
     # Failed just now, the switch connected: the next hop is gone, its route waits for it.
-    _kernel_reports(monkeypatch, [_Neighbour(PEER, 0x20, age=0.1)])
+    kernel[:] = [_Neighbour(PEER, 0x20, age=0.1)]
     driver._poll_kernel(now[0])
     driver._step(now[0])
     assert flows(switch.ops)[NET].command is FlowCommand.DELETE_STRICT

@@ -44,6 +44,7 @@ log = logging.getLogger("sniffroute.fib")
 
 TICK_SECONDS = 0.2  # the FIB thread's idle period: resolution requests, retries, restore grace
 KERNEL_POLL_SECONDS = 1.0
+LINKS_REFRESH_SECONDS = 30.0  # the TAPs' link indexes are read again this often (a TAP made anew, say)
 KERNEL_RESOLUTION_SECONDS = 5.0  # longer than the kernel takes to give up on a neighbour (3 probes, 1 s apart)
 AUDIT_SECONDS = 30.0  # how often the switch's route flows are read again, for `sniffroute flows`
 AUDIT_QUIET_SECONDS = 1.0  # ... and once changes have settled for this long
@@ -150,6 +151,9 @@ class Routing:
         self._switch: FlowSwitch | None = None
         self._ready = False  # the switch was read back: incremental ops may go out
         self._ready_since: float | None = None  # when it was, for judging the kernel's neighbour failures
+        self._netlink: Any = None  # the FIB thread's netlink socket (pyroute2), for the kernel's neighbours
+        self._ifindex: dict[str, int] = {}  # TAP name -> link index
+        self._ifindex_until = 0.0
         self._thread: threading.Thread | None = None
         self._names = {i.name for i in config.interfaces}
         self._own_v4 = {a.ip.packed for i in config.interfaces for a in i.addresses if a.version == 4}
@@ -171,6 +175,15 @@ class Routing:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._close_netlink()
+
+    def _close_netlink(self) -> None:
+        netlink, self._netlink, self._ifindex = self._netlink, None, {}
+        if netlink is not None:
+            try:
+                netlink.close()
+            except Exception as exc:  # noqa: BLE001 - closing is best effort
+                log.debug("closing the netlink socket failed: %s", exc)
 
     def freeze(self) -> None:
         """Shutting down: the sessions are about to close, and the RIB to empty. The switch keeps forwarding
@@ -402,21 +415,28 @@ class Routing:
             return
         found: list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address, str | None, int, float | None]] = []
         try:
-            with IPRoute() as ipr:
-                index = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
-                for name in self._names:
-                    if name not in index:
+            # One netlink socket for every poll, and the TAPs' link indexes read again only now and then: each
+            # poll holds the interpreter, and a tunnelled frame waiting for it shows in the ping's tail.
+            if self._netlink is None:
+                self._netlink = IPRoute()
+            ipr = self._netlink
+            if not self._names <= self._ifindex.keys() or now >= self._ifindex_until:
+                self._ifindex = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
+                self._ifindex_until = now + LINKS_REFRESH_SECONDS
+            for name in self._names:
+                if name not in self._ifindex:
+                    continue
+                for neighbour in ipr.get_neighbours(ifindex=self._ifindex[name]):
+                    dst, mac = neighbour.get_attr("NDA_DST"), neighbour.get_attr("NDA_LLADDR")
+                    if dst is None:
                         continue
-                    for neighbour in ipr.get_neighbours(ifindex=index[name]):
-                        dst, mac = neighbour.get_attr("NDA_DST"), neighbour.get_attr("NDA_LLADDR")
-                        if dst is None:
-                            continue
-                        cache = neighbour.get_attr("NDA_CACHEINFO")
-                        age = cache["ndm_updated"] / USER_HZ if cache else None
-                        address = ipaddress.ip_address(dst.split("%")[0])
-                        found.append((name, address, mac, neighbour["state"], age))
-        except Exception as exc:  # noqa: BLE001 - netlink trouble: try again next poll
+                    cache = neighbour.get_attr("NDA_CACHEINFO")
+                    age = cache["ndm_updated"] / USER_HZ if cache else None
+                    address = ipaddress.ip_address(dst.split("%")[0])
+                    found.append((name, address, mac, neighbour["state"], age))
+        except Exception as exc:  # noqa: BLE001 - netlink trouble: a fresh socket, and try again next poll
             log.debug("neighbour table read failed: %s", exc)
+            self._close_netlink()
             return
         by_name = {i.name: n for n, i in enumerate(self.config.interfaces)}
         with self._lock:
