@@ -6,7 +6,8 @@ tunnel's punt flows with a meter that bounds what reaches the controller (when t
 them the flows go in unmetered, with a warning), and, under a meter of their own, the connected subnets' glean
 flows (frames toward hosts not yet resolved). Route flows stay: the switch's route flows and groups are read
 back (flow stats, group descriptions) and the FIB sends only the difference (`OsKenFlows`).
-Packet-ins are read on os-ken's receive thread (`read_packet_in`) and go straight to the engine; the engine's
+The switch's messages are received in batches (`_recv_loop`: one recv for all the socket holds); packet-ins are
+read on os-ken's receive thread (`read_packet_in`) and go straight to the engine; the engine's
 packet-outs are packed (`pack_packet_out`) and queued with `Datapath.send` for the datapath's sender thread, so
 the TAP reader threads may call it.
 """
@@ -17,6 +18,7 @@ import ipaddress
 import itertools
 import logging
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Callable, Sequence
@@ -287,12 +289,55 @@ def _packet_in_parser(datapath: Any, version: int, msg_type: int, msg_len: int, 
     return None
 
 
+RECV_BYTES = 256 * 1024  # one recv on the OpenFlow socket: what the switch sent since the last one
+_OF_HEADER = struct.Struct("!BBHI")  # version, type, length, xid
+
+
+def _recv_loop(self: Any) -> None:
+    """Stands in for os-ken's `Datapath._recv_loop`, which receives each message in two calls (its header, then the
+    rest): every call gives up the interpreter lock and waits to take it back, behind the pipeline and TAP
+    threads. This takes what the socket holds, up to `RECV_BYTES`, at once and hands each message on exactly as
+    os-ken's loop does: parsed (`_packet_in_parser` for packet-ins), raised to the observers, and to the handlers
+    registered for the datapath's state."""
+    from os_ken.controller.controller import SocketTimeout
+    from os_ken.ofproto import ofproto_parser
+
+    buf = bytearray()
+    header = _OF_HEADER.size
+    while self.state != DEAD_DISPATCHER:
+        try:
+            data = self.socket.recv(RECV_BYTES)
+        except (SocketTimeout, ssl.SSLError):
+            continue
+        except (EOFError, OSError):
+            break
+        if not data:
+            break
+        buf += data
+        offset, end = 0, len(buf)
+        while end - offset >= header:
+            version, msg_type, msg_len, xid = _OF_HEADER.unpack_from(buf, offset)
+            msg_len = max(msg_len, header)  # a length under the header's: os-ken reads on past the header too
+            if end - offset < msg_len:
+                break
+            msg = ofproto_parser.msg(self, version, msg_type, msg_len, xid, buf[offset : offset + msg_len])
+            offset += msg_len
+            if msg and self.ofp_brick is not None:
+                ev = ofp_event.ofp_msg_to_ev(msg)
+                self.ofp_brick.send_event_to_observers(ev, self.state)
+                state = self.state  # the handlers a message goes to are chosen before any of them runs
+                handlers = [h for h in self.ofp_brick.get_handlers(ev) if state in h.callers[ev.__class__].dispatchers]
+                for handler in handlers:
+                    handler(ev)
+        del buf[:offset]
+
+
 def start(engine: LiveEngine) -> Callable[[], None]:
     """Serve OpenFlow on os-ken's threads; returns the function that stops serving. os-ken's configuration is
     process-wide: call once per process."""
     from os_ken import cfg
     from os_ken.base.app_manager import AppManager
-    from os_ken.controller import controller  # noqa: F401  registers the --ofp-* options
+    from os_ken.controller import controller  # registers the --ofp-* options
 
     openflow = engine.config.openflow
     cfg.CONF(
@@ -304,6 +349,7 @@ def start(engine: LiveEngine) -> Callable[[], None]:
     # packet-ins are read by `read_packet_in` on the receive thread.
     ofproto_v1_3_parser.OFPFlowStatsReply.cls_stats_body_cls = RawFlowStats
     ofproto_v1_3_parser._MSG_PARSERS[ofproto_v1_3.OFPT_PACKET_IN] = _packet_in_parser
+    controller.Datapath._recv_loop = controller._deactivate(_recv_loop)  # as os-ken's: the socket closed after it
     if engine.routing is None:
         engine.enable_routing(OPENFLOW_13)
     manager = AppManager.get_instance()
