@@ -18,6 +18,7 @@ import logging
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from sniffroute.fib import (
     Barrier,
     Capabilities,
     Fib,
+    FlowCommand,
     FlowOp,
     FlowSpec,
     GroupOp,
@@ -536,12 +538,10 @@ def failed_while_ready(age: float | None, now: float, ready_since: float | None)
 def describe_ops(ops: Sequence[Op], *, named: int = 4) -> str:
     """One log line per batch saying what the switch was told to change: "2 add, 1 delete-strict, 1 group add",
     naming the prefixes (or groups) when there are at most `named` ops."""
-    real = [op for op in ops if not isinstance(op, Barrier)]
-    counts: dict[str, int] = {}
-    for op in real:
-        kind = op.command.value if isinstance(op, FlowOp) else f"group {op.command.value}"
-        counts[kind] = counts.get(kind, 0) + 1
-    text = ", ".join(f"{count} {command}" for command, count in counts.items()) or "barriers only"
+    real = [op for op in ops if type(op) is not Barrier]
+    counts = Counter([op.command for op in real])  # a full table's batch: 100,000 ops, counted in C
+    kinds = (f"{n} {c.value}" if isinstance(c, FlowCommand) else f"{n} group {c.value}" for c, n in counts.items())
+    text = ", ".join(kinds) or "barriers only"
     if 0 < len(real) <= named:
         text += ": " + ", ".join(_op_target(op) for op in real)
     return text
