@@ -78,8 +78,7 @@ def diff_flows(
                 adds.append(want)
                 continue
             found.add(id(have))
-            if have is not want and (have.actions is not want.actions and have.actions != want.actions
-                                     or have.cookie != want.cookie):  # fmt: skip
+            if _differs(have, want):
                 modifies.append(want)
         if len(found) < len(installed):
             deletes.extend(have for have in installed.values() if id(have) not in found)
@@ -92,10 +91,16 @@ def diff_flows(
                 deletes.append(have)
         elif have is None:
             adds.append(want)
-        elif have is not want and (have.actions is not want.actions and have.actions != want.actions
-                                   or have.cookie != want.cookie):  # fmt: skip
+        elif _differs(have, want):
             modifies.append(want)
     return changes
+
+
+def _differs(have: FlowSpec, want: FlowSpec) -> bool:
+    """Two flows found under one key (same priority and match): whether the switch's needs modifying."""
+    return have is not want and (
+        have.actions is not want.actions and have.actions != want.actions or have.cookie != want.cookie
+    )
 
 
 def diff_groups(

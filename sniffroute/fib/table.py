@@ -149,14 +149,12 @@ class Fib:
         """`update` for (prefix, entry) pairs applied in order (a later pair for a prefix wins)."""
         routes = self._routes
         for prefix, entry in changes:
+            route = routes.get(prefix)
             if entry is None:
-                route = routes.get(prefix)
                 if route is None or route.entry is None:
                     continue
-            else:
-                route = routes.get(prefix)
-                if route is None:
-                    route = routes[prefix] = _Route(prefix)
+            elif route is None:
+                route = routes[prefix] = _Route(prefix)
             route.entry = entry
             self._replan(route, now)
 
@@ -419,18 +417,12 @@ class Fib:
             if key is None:
                 problems.append(f"next hop {text} is on no router interface")
                 continue
-            claimed = self.neighbours.claim(key, now)
-            if self.neighbours.evicted:
-                self._drain_evicted(now)
+            claimed = self._claim_hop(route, key, now)
             if claimed is None:
                 problems.append(f"next hop {text} not tracked: neighbour table full")
                 continue
             state, mac, tries = claimed
             keys.append(key)
-            users = self._hop_users.get(key)
-            if users is None:
-                users = self._hop_users[key] = set()
-            users.add(route)
             if state is _RESOLVED and mac is not None:
                 resolved.append(Egress(key[0], key[1], mac))
                 used.append(text)
@@ -465,22 +457,28 @@ class Fib:
         key = self._hop_key(text)
         if key is None:
             return None
-        neighbours = self.neighbours
-        claimed = neighbours.claim(key, now)
-        if neighbours.evicted:
-            self._drain_evicted(now)
+        claimed = self._claim_hop(route, key, now)
         if claimed is None:
             return None
         state, mac, _ = claimed
-        users = self._hop_users.get(key)
-        if users is None:
-            users = self._hop_users[key] = set()
-        users.add(route)
         route.hops = (key,)
         if state is not _RESOLVED or mac is None:
             return None
         hop = Egress(key[0], key[1], mac)
         return self.planner.forward(route.prefix, (hop,)), self._installed(entry.protocol, text)
+
+    def _claim_hop(self, route: _Route, key: NeighbourKey, now: float) -> tuple[NeighbourState, str | None, int] | None:
+        """Claim next hop `key` for `route`, which becomes one of its users: (state, MAC, tries), or None when the
+        neighbour table has no room for it."""
+        claimed = self.neighbours.claim(key, now)
+        if self.neighbours.evicted:
+            self._drain_evicted(now)
+        if claimed is not None:
+            users = self._hop_users.get(key)
+            if users is None:
+                users = self._hop_users[key] = set()
+            users.add(route)
+        return claimed
 
     def _installed(self, protocol: str, next_hop: str) -> _Planned:
         """Shared status records for the common case (one next hop, nothing to note): 100,000 routes, few hops."""
