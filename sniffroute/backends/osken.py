@@ -290,7 +290,6 @@ def _packet_in_parser(datapath: Any, version: int, msg_type: int, msg_len: int, 
 
 
 RECV_BYTES = 256 * 1024  # one recv on the OpenFlow socket: what the switch sent since the last one
-_OF_HEADER = struct.Struct("!BBHI")  # version, type, length, xid
 
 
 def _recv_loop(self: Any) -> None:
@@ -303,7 +302,7 @@ def _recv_loop(self: Any) -> None:
     from os_ken.ofproto import ofproto_parser
 
     buf = bytearray()
-    header = _OF_HEADER.size
+    header = _HEADER.size
     while self.state != DEAD_DISPATCHER:
         try:
             data = self.socket.recv(RECV_BYTES)
@@ -316,7 +315,7 @@ def _recv_loop(self: Any) -> None:
         buf += data
         offset, end = 0, len(buf)
         while end - offset >= header:
-            version, msg_type, msg_len, xid = _OF_HEADER.unpack_from(buf, offset)
+            version, msg_type, msg_len, xid = _HEADER.unpack_from(buf, offset)
             msg_len = max(msg_len, header)  # a length under the header's: os-ken reads on past the header too
             if end - offset < msg_len:
                 break

@@ -94,17 +94,19 @@ class OpLedger:
     def sent_many(self, sent: Sequence[tuple[int, FlowOp | GroupOp]]) -> None:
         """Ops about to go out, with their xids, in the order they are written."""
         with self._lock:
-            self._ops.update(sent)
-            self._pending.extend(xid for xid, _ in sent)
+            self._record(sent)
 
     def barrier(self, xid: int, seq: int, sent: Sequence[tuple[int, FlowOp | GroupOp]] = ()) -> None:
         """A barrier about to go out (after the ops `sent`, not yet recorded, and every op recorded before)."""
         with self._lock:
-            if sent:
-                self._ops.update(sent)
-                self._pending.extend(xid for xid, _ in sent)
+            self._record(sent)
             self._barriers[xid] = (seq, self._pending)
             self._pending = []
+
+    def _record(self, sent: Sequence[tuple[int, FlowOp | GroupOp]]) -> None:
+        """(lock held)"""
+        self._ops.update(sent)
+        self._pending.extend(xid for xid, _ in sent)
 
     def barrier_replied(self, xid: int) -> int | None:
         """The sequence number the barrier confirms, or None when `xid` is not one of our barriers."""
@@ -151,8 +153,9 @@ class Routing:
         self._seen: list[NeighbourObservation] = []
         self._gleaned: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
         self._switch: FlowSwitch | None = None
-        self._ready = False  # the switch was read back: incremental ops may go out
-        self._ready_since: float | None = None  # when it was, for judging the kernel's neighbour failures
+        # When the switch was read back (None: not yet): incremental ops may go out from then on, and the kernel's
+        # neighbour failures count only from then on.
+        self._ready_since: float | None = None
         self._netlink: Any = None  # the FIB thread's netlink socket (pyroute2), for the kernel's neighbours
         self._ifindex: dict[str, int] = {}  # TAP name -> link index
         self._ifindex_until = 0.0
@@ -274,13 +277,13 @@ class Routing:
         """A switch connected; nothing is sent until `read_back` tells what it holds."""
         with self._lock:
             self._switch = switch
-            self._ready = False
+            self._ready_since = None
             self.fib.disconnected()
 
     def detached(self) -> None:
         with self._lock:
             self._switch = None
-            self._ready = False
+            self._ready_since = None
             self.fib.disconnected()
 
     def read_back(self, flows: Iterable[FlowSpec], groups: Iterable[GroupSpec]) -> None:
@@ -291,7 +294,6 @@ class Routing:
             self.switch_flows, self.switch_groups = flows, groups
             self.switch_read_at = time.time()
             ops = self.fib.reconnect(flows, groups, self.clock())
-            self._ready = True
             self._ready_since = self.clock()
             switch = None if self.frozen else self._switch
             self._version += 1
@@ -337,7 +339,7 @@ class Routing:
                 if now >= next_audit or settled:
                     next_audit = now + AUDIT_SECONDS
                     self._last_ops = None
-                    switch = self._switch if self._ready else None
+                    switch = self._switch if self._ready_since is not None else None
                     if switch is not None:
                         switch.request_audit()
             except Exception:  # a bug here must not stop the controller: say it, go on
@@ -355,7 +357,7 @@ class Routing:
                 self.restored.clear()
                 self.restore_deadline = None
             requests = self.fib.resolve_requests(now)
-            switch = self._switch if self._ready and not self.frozen else None
+            switch = self._switch if self._ready_since is not None and not self.frozen else None
             ops = self.fib.sync(now) if switch is not None else []
             if ops:
                 self._version += 1
@@ -448,7 +450,7 @@ class Routing:
                     seen = NeighbourObservation(address=address, mac=mac, port=port, vlan=vlan, source="kernel")
                     if self.fib.observe(seen, now):
                         self._version += 1
-                elif state & NUD_FAILED and failed_while_ready(age, now, self._ready_since if self._ready else None):
+                elif state & NUD_FAILED and failed_while_ready(age, now, self._ready_since):
                     self.fib.lost(address, name, now)
 
     # -- the store -------------------------------------------------------------------------------------------
@@ -476,7 +478,7 @@ class Routing:
             entries = entries_json(self.entries)
             counts = self.fib.counts()
             connected = self._switch is not None
-            ready = self._ready
+            ready = self._ready_since is not None
         document = {
             "capabilities": self.fib.capabilities.name,
             "switch": {"connected": connected, "reconciled": ready, "read_at": self.switch_read_at},
@@ -504,7 +506,7 @@ class Routing:
 
     def converged(self) -> bool:
         with self._lock:
-            return self._ready and all(s.state is not RouteState.PENDING for s in self.fib.statuses())
+            return self._ready_since is not None and all(s.state is not RouteState.PENDING for s in self.fib.statuses())
 
 
 def action_text(action: Any) -> str:
@@ -547,12 +549,10 @@ def describe_ops(ops: Sequence[Op], *, named: int = 4) -> str:
     return text
 
 
-def _op_target(op: Op) -> str:
+def _op_target(op: FlowOp | GroupOp) -> str:
     if isinstance(op, FlowOp):
         return f"{op.command.value} {op.flow.match.dst}"
-    if isinstance(op, GroupOp):
-        return f"{op.command.value} group {op.group.group_id}"
-    return str(op)
+    return f"{op.command.value} group {op.group.group_id}"
 
 
 def _probe(request: ResolveRequest) -> None:
