@@ -14,7 +14,7 @@ import os
 import sqlite3
 from collections.abc import Callable
 from ipaddress import IPv4Address
-from operator import attrgetter, itemgetter
+from operator import attrgetter, countOf, itemgetter
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
@@ -169,7 +169,7 @@ def _route_rows(
     append = rows.append
     for family, table in rib.tables.items():
         code = family_code(family)
-        if not ospf_wins and list(map(type, table.values())).count(dict) == 0:
+        if not ospf_wins and not countOf(map(type, table.values()), dict):
             singles[code] = _single_rows(table, path_id_of, known)
             continue
         decisions = rib.decisions[family]
