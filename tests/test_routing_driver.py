@@ -50,6 +50,20 @@ def routing() -> tuple[Routing, Switch, list[float]]:
     return driver, switch, now
 
 
+def routed(*, confirm: bool = False) -> tuple[Routing, Switch, list[float]]:
+    """A route to NET via PEER, PEER's MAC seen in its ARP, the switch read back (empty): the flows sent, and,
+    with `confirm`, their barriers answered."""
+    driver, switch, now = routing()
+    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
+    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
+    driver.read_back([], [])
+    if confirm:
+        for op in switch.ops:
+            if isinstance(op, Barrier):
+                driver.confirmed(op.seq)
+    return driver, switch, now
+
+
 def flows(ops: Sequence[Op]) -> dict[object, FlowOp]:
     return {op.flow.match.dst: op for op in ops if isinstance(op, FlowOp)}
 
@@ -72,10 +86,7 @@ def test_nothing_goes_out_before_the_switch_is_read_back_then_only_the_differenc
 
 
 def test_a_restored_store_matches_the_switch_and_sends_nothing() -> None:
-    driver, switch, now = routing()
-    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
-    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
-    driver.read_back([], [])
+    driver, switch, now = routed()
     held = [op.flow for op in switch.ops if isinstance(op, FlowOp)]
     document = driver.document()
 
@@ -86,20 +97,14 @@ def test_a_restored_store_matches_the_switch_and_sends_nothing() -> None:
 
 
 def test_a_refused_flow_marks_its_route_failed() -> None:
-    driver, switch, now = routing()
-    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
-    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
-    driver.read_back([], [])
+    driver, switch, now = routed()
     driver.refused(flows(switch.ops)[NET], "OpenFlow error type 5 code 0")
     status = {s["prefix"]: s for s in driver.document()["status"]}
     assert status[str(NET)]["state"] == "failed" and status[str(NET)]["switch_errors"] == 1
 
 
 def test_frozen_the_switch_keeps_its_flows_while_the_rib_empties() -> None:
-    driver, switch, now = routing()
-    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
-    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
-    driver.read_back([], [])
+    driver, switch, now = routed()
     sent = len(switch.ops)
     driver.freeze()
     driver.routes_changed({NET: None})
@@ -135,13 +140,7 @@ def test_flows_command_marks_what_the_switch_lacks(tmp_path, capsys) -> None:  #
     from sniffroute.rib import Rib
     from sniffroute.store import Store
 
-    driver, switch, now = routing()
-    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
-    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
-    driver.read_back([], [])
-    for op in switch.ops:
-        if isinstance(op, Barrier):
-            driver.confirmed(op.seq)
+    driver, switch, now = routed(confirm=True)
     held = [op.flow for op in switch.ops if isinstance(op, FlowOp)]
     driver.audit(held[1:], [])  # the switch lost one flow behind our back
     db = tmp_path / "rib.sqlite"
@@ -202,10 +201,7 @@ def test_frames_up_through_glean_flows_ask_to_resolve_their_target_v4_and_v6() -
 
 
 def test_each_batch_sent_is_described_in_one_line() -> None:
-    driver, switch, _ = routing()
-    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
-    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
-    driver.read_back([], [])
+    driver, switch, _ = routed()
     assert describe_ops(switch.ops) == f"2 add: add {NET}, add {PEER}/32"  # the route and its next hop's host flow
     many = [op for op in switch.ops if isinstance(op, FlowOp)] * 5 + [Barrier(1)]
     assert describe_ops(many) == "10 add"
@@ -262,13 +258,7 @@ def _kernel_reports(monkeypatch, neighbours: list[_Neighbour]) -> None:  # noqa:
 
 
 def test_the_kernel_failing_a_next_hop_before_the_switch_came_keeps_its_routes(monkeypatch) -> None:  # noqa: ANN001
-    driver, switch, now = routing()
-    driver.routes_changed({NET: RouteEntry(NET, (PEER,), "bgp", 20)})
-    driver.frame_from_switch(0, arp_reply(PEER, PEER_MAC))
-    driver.read_back([], [])
-    for op in switch.ops:
-        if isinstance(op, Barrier):
-            driver.confirmed(op.seq)
+    driver, switch, now = routed(confirm=True)
     switch.ops.clear()
     # Failed 10 s ago: before the switch was read back (the controller starting, its ARP going nowhere).
     kernel = [_Neighbour(PEER, 0x20, age=10.0)]

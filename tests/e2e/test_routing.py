@@ -51,7 +51,7 @@ from tests.e2e.conftest import (
     pox_dir,
     start_controller,
 )
-from tests.lab.netns import Lab, in_ns, run, wait_for
+from tests.lab.netns import Daemon, Lab, in_ns, run, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -535,15 +535,29 @@ def _reconnect_diagnostics(controller: Controller, switch: Switch) -> str:
     return "\n".join(ours[-20:] + theirs[-30:] + state + [stacks[:20000]])
 
 
+def converged_and_pinging(
+    controller: Controller, switch: Switch, count: int
+) -> tuple[dict[str, dict[str, object]], subprocess.Popen[str]]:
+    """Before a restart: the routes converged and in the store, the host resolved; the route flows as they are,
+    and a ping of `count` toward the specific route under way."""
+    wait_converged(controller, switch, (COVERING, SPECIFIC, CONTESTED))
+    time.sleep(0.5)  # the store has the converged state
+    host_ping(IN_SPECIFIC, count=2)  # the router resolves the host: the first reply may wait for it
+    return route_flows(switch), start_ping(IN_SPECIFIC, count)
+
+
+def fib_lines(controller: Controller, stopped: Daemon) -> str:
+    """The FIB's last log lines of a stopped controller and of the one that took over."""
+    old = [line for line in stopped.log.read_text(errors="replace").splitlines() if "sniffroute.fib" in line]
+    new = [line for line in controller.log().splitlines() if "sniffroute.fib" in line]
+    return "\n".join(["stopped controller:", *old[-10:], "restarted controller:", *new[-20:]])
+
+
 @pytest.mark.parametrize("signal_name", ["TERM", "KILL"])
 def test_controller_restart_loses_no_pings(routed: tuple[Controller, Bed], signal_name: str) -> None:
     controller, bed = routed
     switch = bed.switch
-    wait_converged(controller, switch, (COVERING, SPECIFIC, CONTESTED))
-    time.sleep(0.5)  # the store has the converged state
-    host_ping(IN_SPECIFIC, count=2)  # the router resolves the host: the first reply may wait for it
-    before = route_flows(switch)
-    ping = start_ping(IN_SPECIFIC, 600)
+    before, ping = converged_and_pinging(controller, switch, 600)
     time.sleep(0.5)
     if signal_name == "KILL":
         controller.daemon.stop_signal = 9
@@ -582,10 +596,7 @@ def test_controller_restart_loses_no_pings(routed: tuple[Controller, Bed], signa
         # drop a session (and its routes) once more, which re-adds its flows: forwarding held, counters did not.
         after = route_flows(switch)
         readded = [p for p in (COVERING, SPECIFIC, CONTESTED) if after[p]["duration"] < before[p]["duration"]]
-        before_lines = [line for line in stopped.log.read_text().splitlines() if "sniffroute.fib" in line]
-        fib_lines = [line for line in controller.log().splitlines() if "sniffroute.fib" in line]
-        lines = ["stopped controller:", *before_lines[-10:], "restarted controller:", *fib_lines[-20:]]
-        assert not readded, f"{readded} re-added after SIGTERM\n" + "\n".join(lines)
+        assert not readded, f"{readded} re-added after SIGTERM\n{fib_lines(controller, stopped)}"
 
 
 def test_restart_while_the_switch_is_away_keeps_every_flow(routed: tuple[Controller, Bed]) -> None:
@@ -594,14 +605,11 @@ def test_restart_while_the_switch_is_away_keeps_every_flow(routed: tuple[Control
     the neighbours: when the switch is back, no route flow may go, not even for a moment."""
     controller, bed = routed
     switch = bed.switch
-    wait_converged(controller, switch, (COVERING, SPECIFIC, CONTESTED))
-    time.sleep(0.5)  # the store has the converged state
-    host_ping(IN_SPECIFIC, count=2)  # the router resolves the host: the first reply may wait for it
-    before = route_flows(switch)
-    ping = start_ping(IN_SPECIFIC, 100_000)
+    before, ping = converged_and_pinging(controller, switch, 100_000)
     openflow_link(up=False)
+    stopped = controller.daemon
     try:
-        controller.lab.stop(controller.daemon, grace=10)
+        controller.lab.stop(stopped, grace=10)
         restart_controller(controller, switch, switch_away=KERNEL_GIVES_UP + 1.5)
     finally:
         openflow_link(up=True)
@@ -611,11 +619,10 @@ def test_restart_while_the_switch_is_away_keeps_every_flow(routed: tuple[Control
     pings = finish_ping(ping)
     after = route_flows(switch)
     print(f"\n[{controller.backend}] restart with the switch away {KERNEL_GIVES_UP + 1.5:.1f} s: {pings}")
-    fib_lines = [line for line in controller.log().splitlines() if "sniffroute.fib" in line]
-    assert not pings.lost, f"{pings}\n" + "\n".join(fib_lines[-20:])
+    assert not pings.lost, f"{pings}\n{fib_lines(controller, stopped)}"
     # Every route flow, IPv4 and IPv6, routes and hosts: still there, never deleted and added again.
     readded = [p for p in before if p not in after or after[p]["duration"] < before[p]["duration"]]
-    assert not readded, f"re-added: {readded}\n" + "\n".join(fib_lines[-20:])
+    assert not readded, f"re-added: {readded}\n{fib_lines(controller, stopped)}"
 
 
 def test_peer_death_moves_flows_within_a_second(routed: tuple[Controller, Bed]) -> None:
