@@ -11,6 +11,7 @@ gobgpd's sessions. Measured times are printed (run with -s to see them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -469,19 +470,17 @@ def test_a_host_that_never_asks_for_the_router_is_gleaned(routed: tuple[Controll
     wait_converged(controller, switch, (COVERING,))
     quiet_host = "10.77.3.2"  # an address the router has never heard from
     host = ["ip", "address", "add", f"{quiet_host}/24", "dev", HOST_VETH]
-    static = ["ip", "neigh", "replace", HOST_ROUTER_V4, "lladdr", ROUTER_MAC, "dev", HOST_VETH, "nud", "permanent"]
     run(in_ns(HOST_NS, host))
-    run(in_ns(HOST_NS, static))
     try:
-        assert f"{quiet_host}/32" not in route_flows(switch)
-        argv = ["ping", "-n", "-c", "5", "-i", "0.3", "-W", "1", "-I", quiet_host, IN_COVERING]
-        ping = run(in_ns(HOST_NS, argv), check=False)
-        sent, got = received(ping)
-        print(f"\n[{controller.backend}] a host that never ARPs: {got} of {sent} replies")
-        assert got >= sent - 1, ping.stdout + controller.log()[-3000:]  # the first reply may go to the glean
-        assert f"{quiet_host}/32" in route_flows(switch)
+        with router_mac_pinned((HOST_NS, HOST_ROUTER_V4, HOST_VETH)):
+            assert f"{quiet_host}/32" not in route_flows(switch)
+            argv = ["ping", "-n", "-c", "5", "-i", "0.3", "-W", "1", "-I", quiet_host, IN_COVERING]
+            ping = run(in_ns(HOST_NS, argv), check=False)
+            sent, got = received(ping)
+            print(f"\n[{controller.backend}] a host that never ARPs: {got} of {sent} replies")
+            assert got >= sent - 1, ping.stdout + controller.log()[-3000:]  # the first reply may go to the glean
+            assert f"{quiet_host}/32" in route_flows(switch)
     finally:
-        run(in_ns(HOST_NS, ["ip", "neigh", "del", HOST_ROUTER_V4, "dev", HOST_VETH]), check=False)
         run(in_ns(HOST_NS, ["ip", "address", "del", f"{quiet_host}/24", "dev", HOST_VETH]), check=False)
 
 
@@ -533,6 +532,19 @@ def _reconnect_diagnostics(controller: Controller, switch: Switch) -> str:
     state.append(switch.ofctl("meter-stats", BRIDGE))
     state.append(switch._run(["ovs-appctl", "-t", "ovs-vswitchd", "dpctl/dump-flows"], check=False))
     return "\n".join(ours[-20:] + theirs[-30:] + state + [stacks[:20000]])
+
+
+@contextlib.contextmanager
+def router_mac_pinned(*neighbours: tuple[str, str, str]) -> Iterator[None]:
+    """The router's MAC as a permanent neighbour entry (namespace, router address, device) while the block runs:
+    hosts that neither ask for it nor age it out, whatever the router's control plane does meanwhile."""
+    for ns, address, dev in neighbours:
+        run(in_ns(ns, ["ip", "neigh", "replace", address, "lladdr", ROUTER_MAC, "dev", dev, "nud", "permanent"]))
+    try:
+        yield
+    finally:
+        for ns, address, dev in neighbours:
+            run(in_ns(ns, ["ip", "neigh", "del", address, "dev", dev]), check=False)
 
 
 def converged_and_pinging(
@@ -602,21 +614,24 @@ def test_controller_restart_loses_no_pings(routed: tuple[Controller, Bed], signa
 def test_restart_while_the_switch_is_away_keeps_every_flow(routed: tuple[Controller, Bed]) -> None:
     """The new controller starts while the switch cannot reach it, for longer than the kernel takes to give up
     on ARP (its first BGP connects fail through a TAP with no switch behind it). Those failures say nothing of
-    the neighbours: when the switch is back, no route flow may go, not even for a moment."""
+    the neighbours: when the switch is back, no route flow may go, not even for a moment. The host and r2 keep
+    the router's MAC meanwhile: with no control plane for about 8 s, their own ARP entries for the router could
+    age out, and the pings would then measure that rather than the switch's flows."""
     controller, bed = routed
     switch = bed.switch
-    before, ping = converged_and_pinging(controller, switch, 100_000)
-    openflow_link(up=False)
-    stopped = controller.daemon
-    try:
-        controller.lab.stop(stopped, grace=10)
-        restart_controller(controller, switch, switch_away=KERNEL_GIVES_UP + 1.5)
-    finally:
-        openflow_link(up=True)
-    wait_converged(controller, switch, (COVERING, SPECIFIC, CONTESTED))
-    time.sleep(2 * KERNEL_POLL)  # the FIB has read the kernel's neighbour tables since
-    ping.send_signal(signal.SIGINT)
-    pings = finish_ping(ping)
+    with router_mac_pinned((HOST_NS, HOST_ROUTER_V4, HOST_VETH), (R2_NS, R2_ROUTER_V4, R2_VETH)):
+        before, ping = converged_and_pinging(controller, switch, 100_000)
+        openflow_link(up=False)
+        stopped = controller.daemon
+        try:
+            controller.lab.stop(stopped, grace=10)
+            restart_controller(controller, switch, switch_away=KERNEL_GIVES_UP + 1.5)
+        finally:
+            openflow_link(up=True)
+        wait_converged(controller, switch, (COVERING, SPECIFIC, CONTESTED))
+        time.sleep(2 * KERNEL_POLL)  # the FIB has read the kernel's neighbour tables since
+        ping.send_signal(signal.SIGINT)
+        pings = finish_ping(ping)
     after = route_flows(switch)
     print(f"\n[{controller.backend}] restart with the switch away {KERNEL_GIVES_UP + 1.5:.1f} s: {pings}")
     assert not pings.lost, f"{pings}\n{fib_lines(controller, stopped)}"
