@@ -180,6 +180,34 @@ def test_lost_neighbour_makes_its_routes_pending_again() -> None:
     assert fib.neighbours.get((ipaddress.ip_address(HOP), 1)).state is NeighbourState.UNRESOLVED
 
 
+def test_routes_of_one_batch_sharing_a_next_hop_follow_it_through_changes() -> None:
+    """The planner remembers the next hop it claimed last within a batch; whatever order routes, withdrawals and
+    MAC changes come in, every route ends on the neighbour's current MAC and a withdrawn one lets it go."""
+    other = ipaddress.ip_network("203.0.113.0/24")
+    fib = Fib(ROUTER_MAC, UNTAGGED, OPENFLOW_13)
+    switch = FakeSwitch()
+    fib.observe(_seen(HOP), 0.0)
+    # one batch: the same prefix twice (the later entry wins), a withdrawal of it in between, another prefix
+    fib.update_items(
+        [(PREFIX, _route(HOP)), (PREFIX, None), (other, _route(HOP, prefix=other)), (PREFIX, _route(HOP))], 1.0
+    )
+    switch.apply_all(fib.sync(1.0))
+    for address in ("198.51.100.1", "203.0.113.1"):
+        out = switch.forward(packet(address, eth_dst=ROUTER_MAC))
+        assert (out[0], out[1], out[3]) == ("out", 2, neighbour_mac(HOP))
+    fib.observe(_seen(HOP, mac="02:00:00:00:99:99"), 2.0)  # the neighbour's MAC changes between batches
+    fib.update_items([(other, _route(HOP, prefix=other))], 3.0)
+    switch.apply_all(fib.sync(3.0))
+    for address in ("198.51.100.1", "203.0.113.1"):
+        out = switch.forward(packet(address, eth_dst=ROUTER_MAC))
+        assert (out[0], out[1], out[3]) == ("out", 2, "02:00:00:00:99:99")
+    fib.update_items([(PREFIX, None), (other, None)], 4.0)
+    assert fib.neighbours.get((ipaddress.ip_address(HOP), 1)) is not None
+    assert fib.resolve_requests(4.0) == []  # nobody wants it any more
+    switch.apply_all(fib.sync(4.0))
+    assert switch.forward(packet("198.51.100.1", eth_dst=ROUTER_MAC))[0] != "out"
+
+
 def test_partial_ecmp_uses_the_resolved_paths_and_names_the_others() -> None:
     fib = Fib(ROUTER_MAC, UNTAGGED, OPENFLOW_13)
     fib.observe(_seen(HOP), 0.0)

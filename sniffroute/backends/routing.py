@@ -18,8 +18,8 @@ import logging
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import countOf
 from typing import Any, Protocol
 
 from sniffroute.config import Config
@@ -38,7 +38,7 @@ from sniffroute.fib import (
     RouteEntry,
     RouteState,
 )
-from sniffroute.fib.diff import ours
+from sniffroute.fib.diff import PHASES, ours
 from sniffroute.fib.model import Network, is_route_group
 from sniffroute.locrib import entries_from_json, entries_json
 
@@ -541,8 +541,9 @@ def describe_ops(ops: Sequence[Op], *, named: int = 4) -> str:
     """One log line per batch saying what the switch was told to change: "2 add, 1 delete-strict, 1 group add",
     naming the prefixes (or groups) when there are at most `named` ops."""
     real = [op for op in ops if type(op) is not Barrier]
-    counts = Counter([op.command for op in real])  # a full table's batch: 100,000 ops, counted in C
-    kinds = (f"{n} {c.value}" if isinstance(c, FlowCommand) else f"{n} group {c.value}" for c, n in counts.items())
+    commands = [op.command for op in real]
+    counts = [(c, countOf(commands, c)) for c in PHASES]  # a full table's batch: 100,000 ops, counted in C
+    kinds = (f"{n} {c.value}" if isinstance(c, FlowCommand) else f"{n} group {c.value}" for c, n in counts if n)
     text = ", ".join(kinds) or "barriers only"
     if 0 < len(real) <= named:
         text += ": " + ", ".join(_op_target(op) for op in real)

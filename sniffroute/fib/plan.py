@@ -112,13 +112,16 @@ class FlowPlanner:
         return tuple((priority, FlowMatch(mac, vlan, eth_type, prefix)) for vlan in self.ingress_vlans)
 
     def actions(self, hop: Egress, ingress_vlan: int | None) -> tuple[Action, ...]:
-        cache_key = (hop.interface, hop.mac, ingress_vlan)
+        return self._actions_to(hop.interface, hop.mac, ingress_vlan)
+
+    def _actions_to(self, number: int, mac: str, ingress_vlan: int | None) -> tuple[Action, ...]:
+        cache_key = (number, mac, ingress_vlan)
         cached = self._actions.get(cache_key)
         if cached is not None:
             return cached
-        interface = self.interfaces[hop.interface]
+        interface = self.interfaces[number]
         actions: list[Action] = [DecTtl()] if self.capabilities.dec_ttl else []
-        actions += [SetEthSrc(self.router_mac), SetEthDst(hop.mac)]
+        actions += [SetEthSrc(self.router_mac), SetEthDst(mac)]
         if interface.vlan is None:
             if ingress_vlan is not None:
                 actions.append(PopVlan())
@@ -133,20 +136,26 @@ class FlowPlanner:
         self._actions[cache_key] = result
         return result
 
+    def forward_one(self, prefix: Network, number: int, mac: str) -> RoutePlan:
+        """`forward` over one next hop (router interface `number`, `mac`): the common case of big tables, where
+        every call saved counts."""
+        if len(self.ingress_vlans) == 1:
+            vlan = self.ingress_vlans[0]
+            actions = self._actions.get((number, mac, vlan)) or self._actions_to(number, mac, vlan)
+            match = FlowMatch(self.router_mac, vlan, eth_type_of(prefix), prefix)
+            return RoutePlan((FlowSpec(ROUTE_COOKIE, route_priority(prefix), match, actions),))
+        return RoutePlan(
+            tuple(
+                FlowSpec(ROUTE_COOKIE, priority, match, self._actions_to(number, mac, match.vlan))
+                for priority, match in self.keys_for(prefix)
+            )
+        )
+
     def forward(self, prefix: Network, hops: Sequence[Egress]) -> RoutePlan:
         """Flows for a route over one or more resolved next hops (a select group when there are several)."""
-        if len(hops) == 1 and len(self.ingress_vlans) == 1:  # the common case, kept cheap for big tables
-            vlan = self.ingress_vlans[0]
-            match = FlowMatch(self.router_mac, vlan, eth_type_of(prefix), prefix)
-            return RoutePlan((FlowSpec(ROUTE_COOKIE, route_priority(prefix), match, self.actions(hops[0], vlan)),))
-        keys = self.keys_for(prefix)
         if len(hops) == 1:
-            hop = hops[0]
-            return RoutePlan(
-                tuple(
-                    FlowSpec(ROUTE_COOKIE, priority, match, self.actions(hop, match.vlan)) for priority, match in keys
-                )
-            )
+            return self.forward_one(prefix, hops[0].interface, hops[0].mac)
+        keys = self.keys_for(prefix)
         ordered = sorted(hops, key=lambda hop: hop.order)[: self.capabilities.max_buckets]
         flows: list[FlowSpec] = []
         groups: list[tuple[GroupKey, GroupSpec]] = []

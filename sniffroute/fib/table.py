@@ -123,6 +123,11 @@ class Fib:
         self._hop_cache: dict[str, NeighbourKey | None] = {}
         self._planned_cache: dict[tuple[str, str], _Planned] = {}
         self._hop_users: dict[NeighbourKey, set[_Route]] = {}
+        # While `update_items` runs (and only then: nothing else changes neighbours meanwhile): the last next hop
+        # `_plan_one` claimed, (key, state, MAC, its users). Routes of one UPDATE share a next hop, and hashing a
+        # neighbour key (an address) twice per route is costly.
+        self._in_batch = False
+        self._last_claim: tuple[NeighbourKey, NeighbourState, str | None, set[_Route]] | None = None
         self._desired: dict[FlowKey, FlowSpec] = {}
         self._group_users: dict[GroupKey, set[_Route]] = {}
         self._groups: dict[int, GroupSpec] = {}
@@ -148,15 +153,19 @@ class Fib:
     def update_items(self, changes: Iterable[tuple[Network, RouteEntry | None]], now: float) -> None:
         """`update` for (prefix, entry) pairs applied in order (a later pair for a prefix wins)."""
         routes = self._routes
-        for prefix, entry in changes:
-            route = routes.get(prefix)
-            if entry is None:
-                if route is None or route.entry is None:
-                    continue
-            elif route is None:
-                route = routes[prefix] = _Route(prefix)
-            route.entry = entry
-            self._replan(route, now)
+        self._in_batch, self._last_claim = True, None
+        try:
+            for prefix, entry in changes:
+                route = routes.get(prefix)
+                if entry is None:
+                    if route is None or route.entry is None:
+                        continue
+                elif route is None:
+                    route = routes[prefix] = _Route(prefix)
+                route.entry = entry
+                self._replan(route, now)
+        finally:
+            self._in_batch, self._last_claim = False, None
 
     def replace(self, table: Mapping[Network, RouteEntry], now: float) -> None:
         """The whole RIB: what is not in `table` is withdrawn."""
@@ -457,15 +466,23 @@ class Fib:
         key = self._hop_key(text)
         if key is None:
             return None
-        claimed = self._claim_hop(route, key, now)
-        if claimed is None:
-            return None
-        state, mac, _ = claimed
+        last = self._last_claim
+        # The same key object (from `_hop_cache`) as the last route's, still used: a neighbour with users is
+        # wanted, so not evicted, and nothing else changes neighbours while a batch is planned.
+        if last is not None and last[0] is key and last[3]:
+            _, state, mac, users = last
+            users.add(route)
+        else:
+            claimed = self._claim_hop(route, key, now)
+            if claimed is None:
+                return None
+            state, mac, _ = claimed
+            if self._in_batch:
+                self._last_claim = (key, state, mac, self._hop_users[key])
         route.hops = (key,)
         if state is not _RESOLVED or mac is None:
             return None
-        hop = Egress(key[0], key[1], mac)
-        return self.planner.forward(route.prefix, (hop,)), self._installed(entry.protocol, text)
+        return self.planner.forward_one(route.prefix, key[1], mac), self._installed(entry.protocol, text)
 
     def _claim_hop(self, route: _Route, key: NeighbourKey, now: float) -> tuple[NeighbourState, str | None, int] | None:
         """Claim next hop `key` for `route`, which becomes one of its users: (state, MAC, tries), or None when the
