@@ -30,6 +30,7 @@ HOP_CACHE_LIMIT = 65536
 WIDTHS = {Afi.IPV4: (4, 4), Afi.IPV6: (16, 6)}  # address bytes, IP version
 OSPF = "ospf"
 Key = tuple[AfiSafi, bytes]
+_EMPTY: dict[bytes, Path] = {}
 
 
 class LocRib:
@@ -87,7 +88,11 @@ class LocRib:
         network = self._network(key)
         if network is None:
             return None
-        protocol, best = self.rib.selected(family, prefix)
+        rib = self.rib
+        current = None if family in rib.ospf else rib.tables.get(family, _EMPTY).get(prefix)
+        if type(current) is Path:  # the common case, kept cheap for big tables: one BGP path, no OSPF here
+            return self._bgp_entry(key, network, current)
+        protocol, best = rib.selected(family, prefix)
         if protocol == OSPF:
             route = self.rib.ospf[family][prefix]
             hops = tuple(sorted({str(h.address) for h in route.next_hops if h.address is not None}))
@@ -95,23 +100,25 @@ class LocRib:
                 return None  # directly attached in OSPF: the FIB's connected route covers it if it is ours
             return RouteEntry(network, hops, OSPF, self.rib.distances.ospf)
         if protocol == BGP and best is not None:
-            path = best[1]
-            # An UPDATE's prefixes share one Path: its next hops and distance are worked out once per apply.
-            memo = self._by_path
-            known = None if memo is None else memo.get(id(path))
-            if known is None or known[0] is not path:
-                before = len(self._recursive)
-                hops = self._bgp_next_hops(key, path)  # adds the key to the recursive ones, if it is
-                known = (path, hops, self.rib.bgp_distance(path), len(self._recursive) > before)
-                if memo is not None:
-                    memo[id(path)] = known
-            elif known[3]:
-                self._recursive.add(key)
-            _, hops, distance, _ = known
-            if not hops:
-                return None
-            return RouteEntry(network, hops, BGP, distance)
+            return self._bgp_entry(key, network, best[1])
         return None
+
+    def _bgp_entry(self, key: Key, network: Network, path: Path) -> RouteEntry | None:
+        # An UPDATE's prefixes share one Path: its next hops and distance are worked out once per apply.
+        memo = self._by_path
+        known = None if memo is None else memo.get(id(path))
+        if known is None or known[0] is not path:
+            before = len(self._recursive)
+            hops = self._bgp_next_hops(key, path)  # adds the key to the recursive ones, if it is
+            known = (path, hops, self.rib.bgp_distance(path), len(self._recursive) > before)
+            if memo is not None:
+                memo[id(path)] = known
+        elif known[3]:
+            self._recursive.add(key)
+        _, hops, distance, _ = known
+        if not hops:
+            return None
+        return RouteEntry(network, hops, BGP, distance)
 
     def _bgp_next_hops(self, key: Key, path: Path) -> tuple[str, ...]:
         text = path.next_hop or path.next_hop_link_local
