@@ -72,7 +72,6 @@ PUNT_PRIORITY = 0xF000
 WITHIN_A_SECOND = 1.0
 DATA_PINGS = 200
 TRANSFER_BYTES = 4 << 20
-BRIEF_LOSS = 3  # pings: a blip, not an outage (see test_controller_restart_loses_no_pings)
 PACKET_IN_ALLOWANCE = 60  # keepalives, ARP refreshes, a glean or two: far below the data packets
 
 
@@ -569,18 +568,21 @@ def fib_lines(controller: Controller, stopped: Daemon) -> str:
 def test_controller_restart_loses_no_pings(routed: tuple[Controller, Bed], signal_name: str) -> None:
     controller, bed = routed
     switch = bed.switch
-    before, ping = converged_and_pinging(controller, switch, 600)
-    time.sleep(0.5)
-    if signal_name == "KILL":
-        controller.daemon.stop_signal = 9
-    watch = RibWatch(controller.store)
-    stopped = controller.daemon
-    controller.lab.stop(stopped, grace=10)
-    started = time.monotonic()
-    restart_controller(controller, switch)
-    wait_converged(controller, switch, (COVERING, SPECIFIC, CONTESTED))
-    seen = watch.stop()
-    pings = finish_ping(ping)
+    # The data plane is what is measured: the hosts hold the router's MAC, since while no controller runs
+    # nothing answers ARP for the router, and a host re-validating its entry just then could lose a ping.
+    with router_mac_pinned((HOST_NS, HOST_ROUTER_V4, HOST_VETH), (R2_NS, R2_ROUTER_V4, R2_VETH)):
+        before, ping = converged_and_pinging(controller, switch, 600)
+        time.sleep(0.5)
+        if signal_name == "KILL":
+            controller.daemon.stop_signal = 9
+        watch = RibWatch(controller.store)
+        stopped = controller.daemon
+        controller.lab.stop(stopped, grace=10)
+        started = time.monotonic()
+        restart_controller(controller, switch)
+        wait_converged(controller, switch, (COVERING, SPECIFIC, CONTESTED))
+        seen = watch.stop()
+        pings = finish_ping(ping)
     print(f"\n[{controller.backend}] restart after SIG{signal_name}: {pings}; "
           f"sessions and flows back in {time.monotonic() - started:.1f} s")  # fmt: skip
     # The RIB came back from the store at once, and no route went missing from it since. After SIGTERM the peers
@@ -598,10 +600,6 @@ def test_controller_restart_loses_no_pings(routed: tuple[Controller, Bed], signa
     # The sessions' own announcements replace them.
     fresh = lambda: not any(r["stale"] for r in controller.rib() if r["protocol"] == "bgp")  # noqa: E731
     wait_for("the sessions' routes in place of the restored ones", fresh, deadline=time.monotonic() + 20)
-    if 0 < len(pings.lost) <= BRIEF_LOSS and pings.lost[-1] - pings.lost[0] < BRIEF_LOSS:
-        # Seen now and then (1 ping of 600, mid-run): a single dropped packet while the new controller takes
-        # over. Not yet explained; reported as an expected failure, while a real outage still fails the test.
-        pytest.xfail(f"brief loss while the new controller took over: {pings}")
     assert not pings.lost, f"{pings}\n{controller.log()[-3000:]}"
     if signal_name == "TERM":
         # After kill -9 the peers still hold the old sessions; their collision with the new ones can make a peer
