@@ -332,3 +332,56 @@ def _lpm_usable(table: dict[str, tuple[str, ...]], destination: str) -> tuple[st
         if hops and address in network and (best is None or network.prefixlen > best[0]):
             best = (network.prefixlen, hops)
     return None if best is None else best[1]
+
+
+def test_an_audit_puts_right_what_changed_behind_our_back() -> None:
+    fib = _fib()
+    fib.update(_table(200), NOW)
+    switch = _installed(fib)
+    fib.confirm(10**6)  # every barrier answered
+    assert fib.audit(switch.dump(), switch.groups.values(), NOW) == []  # nothing changed: nothing sent
+    keys = sorted(switch.flows, key=repr)
+    gone, altered = keys[:3], keys[3]
+    for key in gone:
+        del switch.flows[key]  # e.g. ovs-ofctl del-flows by hand
+    flow = switch.flows[altered]
+    switch.flows[altered] = FlowSpec(flow.cookie, flow.priority, flow.match, (SetEthDst("02:de:ad:00:00:01"),))
+    ops = fib.audit(switch.dump(), switch.groups.values(), NOW)
+    assert sorted(_commands(ops)) == ["add", "add", "add", "modify-strict"]
+    switch.apply_all(ops)
+    fib.confirm(_last_barrier(ops))
+    assert fib.audit(switch.dump(), switch.groups.values(), NOW) == [] and not fib.stuck
+    assert all(switch.forward(packet(f"100.0.{i}.1", eth_dst=ROUTER_MAC))[0] == "out" for i in range(200))
+
+
+def test_an_audit_waits_while_ops_are_in_flight() -> None:
+    fib = _fib()
+    fib.update(_table(20), NOW)
+    ops = fib.sync(NOW)  # sent, not yet confirmed: a read-back now may predate them
+    assert fib.audit([], [], NOW) == []
+    fib.confirm(_last_barrier(ops))
+    assert _commands(fib.audit([], [], NOW)) == _commands(ops)  # confirmed, yet the switch lost them all
+
+
+def test_a_difference_the_switch_keeps_is_fixed_once_then_reported_not_resent() -> None:
+    fib = _fib()
+    fib.update(_table(5), NOW)
+    switch = _installed(fib)
+    fib.confirm(10**6)
+    key = sorted(switch.flows, key=repr)[0]
+    flow = switch.flows[key]
+    # a flow the switch will not change from here: one an op of this protocol cannot address
+    held = FlowSpec(flow.cookie, flow.priority, flow.match, (SetEthDst("02:de:ad:00:00:01"),))
+    switch.flows[key] = held
+    first = fib.audit(switch.dump(), switch.groups.values(), NOW)
+    assert _commands(first) == ["modify-strict"] and not fib.stuck
+    fib.confirm(_last_barrier(first))
+    assert fib.audit(switch.dump(), switch.groups.values(), NOW + 1) == []  # not again, and again
+    assert fib.stuck == {key}
+    assert fib.audit(switch.dump(), switch.groups.values(), NOW + 2) == [] and fib.stuck == {key}
+    switch.flows[key] = flow  # put right by other means: nothing is stuck any more
+    assert fib.audit(switch.dump(), switch.groups.values(), NOW + 3) == [] and not fib.stuck
+
+
+def _last_barrier(ops: list[Op]) -> int:
+    return [op.seq for op in ops if isinstance(op, Barrier)][-1]

@@ -272,3 +272,22 @@ def test_the_kernel_failing_a_next_hop_before_the_switch_came_keeps_its_routes(m
     driver._poll_kernel(now[0])
     driver._step(now[0])
     assert flows(switch.ops)[NET].command is FlowCommand.DELETE_STRICT
+
+
+def test_an_audit_re_adds_a_lost_flow_and_warns_once_about_one_it_cannot_fix(caplog) -> None:  # noqa: ANN001
+    driver, switch, now = routed(confirm=True)
+    held = [op.flow for op in switch.ops if isinstance(op, FlowOp)]
+    lost = next(flow for flow in held if flow.match.dst == NET)
+    switch.ops.clear()
+    driver.audit([flow for flow in held if flow is not lost], [])  # the switch lost a flow behind our back
+    assert [(op.command, op.flow) for op in switch.ops if isinstance(op, FlowOp)] == [(FlowCommand.ADD, lost)]
+    for op in switch.ops:
+        if isinstance(op, Barrier):
+            driver.confirmed(op.seq)
+    switch.ops.clear()
+    with caplog.at_level("WARNING", logger="sniffroute.fib"):
+        for _ in range(3):  # the add did not take: it is not sent again, and said once
+            driver.audit([flow for flow in held if flow is not lost], [])
+    assert not any(isinstance(op, FlowOp) for op in switch.ops)
+    warnings = [r for r in caplog.records if "did not change when put right" in r.getMessage()]
+    assert len(warnings) == 1 and "1 route flows" in warnings[0].getMessage()

@@ -165,6 +165,7 @@ class Routing:
         self._own_v6 = {a.ip.packed for i in config.interfaces for a in i.addresses if a.version == 6}
         self._ports = {n: (i.port, i.vlan) for n, i in enumerate(config.interfaces)}
         self._version = 0
+        self._stuck_reported = 0  # differences an audit could not put right, as last logged
         self._document: tuple[int, Any, float] | None = None
         self.on_ops: Callable[[Sequence[Op]], None] | None = None  # for measurements: called before sending
         self.frozen = False
@@ -303,12 +304,28 @@ class Routing:
             self._send(switch, ops)
 
     def audit(self, flows: Iterable[FlowSpec], groups: Iterable[GroupSpec]) -> None:
-        """A later read-back, for `sniffroute flows`: what the switch holds now."""
+        """A later read-back: what the switch holds now (for `sniffroute flows`), and what changed there behind
+        our back put right."""
         with self._lock:
             self.switch_flows = [f for f in flows if ours(f)]
             self.switch_groups = [g for g in groups if is_route_group(g.group_id)]
             self.switch_read_at = time.time()
             self._version += 1
+            switch = self._switch if self._ready_since is not None and not self.frozen else None
+            ops = self.fib.audit(self.switch_flows, self.switch_groups, self.clock()) if switch is not None else []
+            stuck = len(self.fib.stuck)
+        if stuck and stuck != self._stuck_reported:
+            log.warning(
+                "the switch holds %d route flows or groups that differ from the plan and did not change when put "
+                "right: flows of another controller, or of another OpenFlow version, that this one cannot address "
+                "exactly? `sniffroute flows` lists them",
+                stuck,
+            )
+        self._stuck_reported = stuck
+        if switch is not None and ops:
+            changes = sum(1 for op in ops if not isinstance(op, Barrier))
+            log.info("audit: the switch differs from what was sent; %d ops to put it right", changes)
+            self._send(switch, ops)
 
     def confirmed(self, seq: int) -> None:
         with self._lock:

@@ -139,6 +139,10 @@ class Fib:
         self._group_holdoff: dict[int, float] = {}
         self._batches: dict[int, list[_Route]] = {}
         self._seq = 0
+        # Audits: what the last one sent to put right, and what it found still wrong after such a fix (flows of
+        # another controller or OpenFlow version that this protocol cannot address exactly).
+        self._audit_fixed: set[FlowKey | int] = set()
+        self.stuck: set[FlowKey | int] = set()
         for network, number in reversed(self._subnets):  # the first interface holding a subnet wins
             self._route(network).connected = number
         for route in list(self._routes.values()):
@@ -262,6 +266,7 @@ class Fib:
         """The switch (re)connected and reported what it holds: the ops that make it hold the plan, and no more."""
         self._sent = index_installed(flows)
         self._sent_groups = {g.group_id: g for g in groups if is_route_group(g.group_id)}
+        self._audit_fixed, self.stuck = set(), set()
         self.disconnected()
         self._group_holdoff.clear()
         for route in self._dirty:
@@ -270,6 +275,32 @@ class Fib:
         self._dirty.clear()
         changes = diff_flows(self._desired, self._sent)
         self._diff_groups(changes, now)
+        return self._emit(changes)
+
+    def audit(self, flows: Iterable[FlowSpec], groups: Iterable[GroupSpec], now: float) -> list[Op]:
+        """A later read-back of the switch: what changed behind our back (a flow deleted or altered by hand, a
+        switch that lost part of its table) is put right. Only when nothing is in flight, since the read-back may
+        then predate our own ops. A difference still there after one fix is not sent again (see `stuck`)."""
+        if self._batches or self._dirty:
+            return []
+        installed = index_installed(flows)
+        installed_groups = {g.group_id: g for g in groups if is_route_group(g.group_id)}
+        changes = diff_flows(self._desired, installed)
+        diff_groups(self._groups, installed_groups, changes)
+        if not changes:
+            self._audit_fixed, self.stuck = set(), set()
+            return []
+        self._sent, self._sent_groups = installed, installed_groups
+        backing_off = {f.key for r in self._failed if r.error is not None and r.error.retry_at > now for f in r.flows}
+        previous, found = self._audit_fixed, set[FlowKey | int]()
+        for command, wanted in changes.flows.items():
+            wanted = [flow for flow in wanted if flow.key not in backing_off]  # their retry is due later
+            found.update(flow.key for flow in wanted)
+            changes.flows[command] = [flow for flow in wanted if flow.key not in previous]
+        for group_command, wanted_groups in changes.groups.items():
+            found.update(group.group_id for group in wanted_groups)
+            changes.groups[group_command] = [g for g in wanted_groups if g.group_id not in previous]
+        self._audit_fixed, self.stuck = found, found & previous
         return self._emit(changes)
 
     def disconnected(self) -> None:

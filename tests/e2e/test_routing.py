@@ -69,6 +69,8 @@ COVERING, SPECIFIC, CONTESTED = "198.51.0.0/16", "198.51.100.0/24", "192.0.2.0/2
 IN_COVERING, IN_SPECIFIC, IN_CONTESTED = "198.51.7.1", "198.51.100.1", "192.0.2.1"
 ROUTE_BASE_PRIORITY = 0x1000  # sniffroute.tunnel.ROUTE_BASE_PRIORITY, written out: the switch reports numbers
 PUNT_PRIORITY = 0xF000
+ROUTE_COOKIE = 0x5E1F_0002  # sniffroute.fib.ROUTE_COOKIE
+AUDIT_SECONDS = 30.0  # sniffroute.backends.routing.AUDIT_SECONDS: how often the switch's flows are read again
 WITHIN_A_SECOND = 1.0
 DATA_PINGS = 200
 TRANSFER_BYTES = 4 << 20
@@ -438,6 +440,21 @@ def test_withdrawal_leaves_the_switch_within_a_second(routed: tuple[Controller, 
     assert took < WITHIN_A_SECOND
     gobgp(R2_NS, "global", "rib", "add", SPECIFIC, "nexthop", R2_V4)
     time_until("the prefix back", lambda: SPECIFIC in route_flows(switch))
+
+
+def test_a_flow_deleted_behind_our_back_comes_back(routed: tuple[Controller, Bed]) -> None:
+    """Atrium's "routes in the daemon but not in the switch": the periodic audit of the switch's flows puts back
+    a route flow someone deleted by hand."""
+    controller, bed = routed
+    switch = bed.switch
+    wait_converged(controller, switch, (SPECIFIC,))
+    switch.ofctl("del-flows", BRIDGE, f"cookie={ROUTE_COOKIE:#x}/-1,ip,nw_dst={SPECIFIC}")
+    assert SPECIFIC not in route_flows(switch)
+    took = time_until("the deleted flow back", lambda: SPECIFIC in route_flows(switch), limit=AUDIT_SECONDS + 10)
+    print(f"\n[{controller.backend}] a flow deleted by hand was back in {took:.1f} s")
+    host_ping(IN_SPECIFIC, count=2)  # the router resolves the host: the first reply may wait for it
+    assert received(host_ping(IN_SPECIFIC, count=3)) == (3, 3)
+    assert any("audit: the switch differs" in line for line in controller.log().splitlines())
 
 
 def test_default_route_does_not_swallow_bgp_or_arp(routed: tuple[Controller, Bed]) -> None:
