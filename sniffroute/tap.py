@@ -9,6 +9,7 @@ CAP_NET_ADMIN.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import pwd
@@ -187,6 +188,9 @@ def _open_problem(name: str, tun_device: str, exc: Exception) -> str:
             f"{name}: cannot open {tun_device} ({detail}): it must be readable and writable by this user "
             "(mode 0666 on standard distributions) or the process needs CAP_NET_ADMIN"
         )
+    if getattr(exc, "errno", None) == errno.EBUSY or "Device or resource busy" in detail:
+        # A persistent TAP takes one queue: another process (an earlier controller still running?) has it open.
+        return f"{name}: the TAP is in use by another process (is another sniffroute controller still running?)"
     return (
         f"{name}: cannot attach the TAP ({detail}): create it for this user first "
         f"(`sudo sniffroute tap create --name {name} --user $USER`) or run with CAP_NET_ADMIN"
