@@ -116,7 +116,7 @@ def inside(args: argparse.Namespace, base: Path) -> None:
     state: dict[str, Any] = {"sent": 0, "confirmed_ops": 0, "mark": 0, "read_back_ops": None}
     sent_by_barrier: dict[int, int] = {}  # barrier seq -> flow mods sent before it, in all
     progress = threading.Condition()
-    confirmed, read_back, attached = routing.confirmed, routing.read_back, routing.attached
+    confirmed, read_back, attached, audit = routing.confirmed, routing.read_back, routing.attached, routing.audit
 
     def track_ops(ops: Any) -> None:
         with progress:
@@ -147,7 +147,15 @@ def inside(args: argparse.Namespace, base: Path) -> None:
 
     routing.on_ops = track_ops
     routing.confirmed = track_confirmed  # type: ignore[method-assign]
+
+    def track_audit(flows: Any, groups: Any) -> None:
+        audit(flows, groups)
+        with progress:
+            state["audited_at"] = time.perf_counter()
+            progress.notify_all()
+
     routing.read_back = track_read_back  # type: ignore[method-assign]
+    routing.audit = track_audit  # type: ignore[method-assign]
     routing.attached = track_attached  # type: ignore[method-assign]
     osken.start(engine)
     deadline = time.monotonic() + 20
@@ -225,7 +233,12 @@ def inside(args: argparse.Namespace, base: Path) -> None:
     flows_in_switch = ofctl(base, "dump-aggregate", BRIDGE, "cookie=0x5e1f0002/-1")
     print(f"  OVS says: {flows_in_switch.strip().splitlines()[-1].strip()}")
 
-    # 3. Reconnect with 1 % changed behind our back.
+    # 3. Reconnect with 1 % changed behind our back. First the audit that follows the full table (1 s after it
+    # settles): the next comes AUDIT_SECONDS later, so it cannot put the changes right before the reconnect does.
+    installed_at = time.perf_counter()
+    with progress:
+        if not progress.wait_for(lambda: state.get("audited_at", 0.0) > installed_at, 60):
+            raise SystemExit("timed out: the audit after the full table")
     changed = int(len(prefixes) * args.change)
     altered = prefixes[:changed]
     lines = [
