@@ -6,6 +6,9 @@ thread). One thread of our own (`sniffroute-fib`) applies them to the Fib, sends
 backend's `FlowSwitch`, asks the kernel to resolve next hops (a UDP datagram toward the address makes it ARP /
 ND through the TAP, bounded and backed off as the Fib asks) and reads the TAPs' neighbour tables (pyroute2).
 
+Audits: the switch's route flows are read again after changes settle and every `AUDIT_SECONDS`; what changed
+there behind our back is put right (`Fib.audit`).
+
 Controller restart: the forwarding entries and neighbour MACs are saved in the store ("fib" document) and
 restored at start, so the plan equals what the switch still holds and the reconcile sends nothing. Restored
 entries the live RIB has not confirmed within `RESTORE_GRACE_SECONDS` are withdrawn.
@@ -48,7 +51,7 @@ TICK_SECONDS = 0.2  # the FIB thread's idle period: resolution requests, retries
 KERNEL_POLL_SECONDS = 1.0
 LINKS_REFRESH_SECONDS = 30.0  # the TAPs' link indexes are read again this often (a TAP made anew, say)
 KERNEL_RESOLUTION_SECONDS = 5.0  # longer than the kernel takes to give up on a neighbour (3 probes, 1 s apart)
-AUDIT_SECONDS = 30.0  # how often the switch's route flows are read again, for `sniffroute flows`
+AUDIT_SECONDS = 30.0  # how often the switch's route flows are read again: `sniffroute flows`, and put right
 AUDIT_QUIET_SECONDS = 1.0  # ... and once changes have settled for this long
 RESTORE_GRACE_SECONDS = 90.0
 # A big change (a full table) is planned and sent this many routes at a time: the switch applies one chunk's
