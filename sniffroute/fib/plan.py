@@ -111,10 +111,9 @@ class FlowPlanner:
             return ((priority, FlowMatch(mac, self.ingress_vlans[0], eth_type, prefix)),)
         return tuple((priority, FlowMatch(mac, vlan, eth_type, prefix)) for vlan in self.ingress_vlans)
 
-    def actions(self, hop: Egress, ingress_vlan: int | None) -> tuple[Action, ...]:
-        return self._actions_to(hop.interface, hop.mac, ingress_vlan)
-
-    def _actions_to(self, number: int, mac: str, ingress_vlan: int | None) -> tuple[Action, ...]:
+    def actions(self, number: int, mac: str, ingress_vlan: int | None) -> tuple[Action, ...]:
+        """The actions toward a next hop with `mac` behind router interface `number`, for frames that came in
+        with `ingress_vlan` (one shared tuple per distinct answer)."""
         cache_key = (number, mac, ingress_vlan)
         cached = self._actions.get(cache_key)
         if cached is not None:
@@ -137,16 +136,14 @@ class FlowPlanner:
         return result
 
     def forward_one(self, prefix: Network, number: int, mac: str) -> RoutePlan:
-        """`forward` over one next hop (router interface `number`, `mac`): the common case of big tables, where
-        every call saved counts."""
+        """`forward` over one next hop (router interface `number`, `mac`): the common case of big tables."""
         if len(self.ingress_vlans) == 1:
             vlan = self.ingress_vlans[0]
-            actions = self._actions.get((number, mac, vlan)) or self._actions_to(number, mac, vlan)
             match = FlowMatch(self.router_mac, vlan, eth_type_of(prefix), prefix)
-            return RoutePlan((FlowSpec(ROUTE_COOKIE, route_priority(prefix), match, actions),))
+            return RoutePlan((FlowSpec(ROUTE_COOKIE, route_priority(prefix), match, self.actions(number, mac, vlan)),))
         return RoutePlan(
             tuple(
-                FlowSpec(ROUTE_COOKIE, priority, match, self._actions_to(number, mac, match.vlan))
+                FlowSpec(ROUTE_COOKIE, priority, match, self.actions(number, mac, match.vlan))
                 for priority, match in self.keys_for(prefix)
             )
         )
@@ -162,7 +159,7 @@ class FlowPlanner:
         for priority, match in keys:
             key: GroupKey = (match.vlan, tuple((hop.interface, hop.address) for hop in ordered))
             gid = self.group_ids.acquire(key)
-            buckets = tuple(Bucket(1, self.actions(hop, match.vlan)) for hop in ordered)
+            buckets = tuple(Bucket(1, self.actions(hop.interface, hop.mac, match.vlan)) for hop in ordered)
             groups.append((key, GroupSpec(gid, buckets)))
             flows.append(FlowSpec(ROUTE_COOKIE, priority, match, (ToGroup(gid),)))
         return RoutePlan(tuple(flows), tuple(groups))
