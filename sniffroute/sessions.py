@@ -35,7 +35,7 @@ from parsers.bgp.update import (
     update_routes,
 )
 from parsers.errors import Action, DecodeError, ParseError
-from sniffroute.rib import Peer, PeerState, Rib, new_path
+from sniffroute.rib import Path, Peer, PeerState, Rib
 from sniffroute.streams import Closed, CloseReason, Data, Flow, Gap, Opened
 
 MAX_ERRORS_KEPT = 200  # the summary keeps the first errors in full and counts the rest
@@ -364,7 +364,7 @@ class SessionTracker:
             if plain is not None and (not ctx.inferred or plain[0] in speaker.add_path):
                 family, prefixes, attrs, next_hop, link_local = plain
                 self.stats.announced[_FAMILY_KEYS.get(family) or _family_key(family)] += len(prefixes)
-                path = new_path(peer.id, attrs, next_hop, link_local, now, speaker.generation)
+                path = Path(peer.id, attrs, next_hop, link_local, now, speaker.generation)
                 self.rib.announce(family, prefixes, None, path)
                 return
         try:
@@ -401,7 +401,7 @@ class SessionTracker:
         attrs = routes.attributes
         for announcement in routes.announced:
             if announcement.family in RIB_FAMILIES and attrs is not None:
-                path = new_path(
+                path = Path(
                     peer.id,
                     attrs,
                     announcement.next_hop,

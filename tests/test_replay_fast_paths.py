@@ -1,6 +1,6 @@
 """Replay shortcuts that must not change a result: the RIB's one-pass announce against announcing prefix by prefix,
-`new_path` against the Path constructor, the OSPF part of the pipeline made only when OSPF is seen, and the store
-written with attribute blocks as decoded against the store written by encoding them again."""
+the OSPF part of the pipeline made only when OSPF is seen, and the store written with attribute blocks as decoded
+against the store written by encoding them again."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from parsers.bgp.constants import IPV4_UNICAST
 from parsers.capture import open_capture
 from sniffroute.ospf.view import OspfView
 from sniffroute.pipeline import Pipeline
-from sniffroute.rib import Path, Rib, new_path
+from sniffroute.rib import Path, Rib
 from sniffroute.store import Store
 from tests.test_rib import attrs
 
@@ -44,20 +44,6 @@ def test_bulk_announce_is_prefix_by_prefix(updates: list[tuple[int, list[bytes]]
         for prefix in prefixes:
             single.announce(IPV4_UNICAST, [prefix], None, path)
     assert state(bulk) == state(single)
-
-
-def test_new_path_is_the_path_the_constructor_makes() -> None:
-    shared = attrs(med=5)
-    made = new_path(3, shared, "192.0.2.3", "fe80::1", 12.5, 2)
-    assert type(made) is Path
-    assert [made.peer, made.attrs, made.next_hop, made.next_hop_link_local, made.since, made.generation] == [
-        3,
-        shared,
-        "192.0.2.3",
-        "fe80::1",
-        12.5,
-        2,
-    ]
 
 
 def test_an_lsdb_is_made_only_when_ospf_is_seen() -> None:
