@@ -30,7 +30,6 @@ HOP_CACHE_LIMIT = 65536
 WIDTHS = {Afi.IPV4: (4, 4), Afi.IPV6: (16, 6)}  # address bytes, IP version
 OSPF = "ospf"
 Key = tuple[AfiSafi, bytes]
-_EMPTY: dict[bytes, Path] = {}
 
 
 class LocRib:
@@ -88,11 +87,10 @@ class LocRib:
         network = self._network(key)
         if network is None:
             return None
-        rib = self.rib
-        current = None if family in rib.ospf else rib.tables.get(family, _EMPTY).get(prefix)
-        if type(current) is Path:  # the common case, kept cheap for big tables: one BGP path, no OSPF here
-            return self._bgp_entry(key, network, current)
-        protocol, best = rib.selected(family, prefix)
+        sole = self.rib.sole_bgp_path(family, prefix)
+        if sole is not None:
+            return self._bgp_entry(key, network, sole)
+        protocol, best = self.rib.selected(family, prefix)
         if protocol == OSPF:
             route = self.rib.ospf[family][prefix]
             hops = tuple(sorted({str(h.address) for h in route.next_hops if h.address is not None}))

@@ -471,6 +471,15 @@ class Rib:
         ebgp = self.peers[path.peer].ebgp
         return self.distances.ibgp if ebgp is False else self.distances.ebgp
 
+    def sole_bgp_path(self, family: AfiSafi, prefix: bytes) -> Path | None:
+        """The prefix's path when it has exactly one BGP path and its family no OSPF routes: then that path is the
+        selected route, with no decision to consult (the common case of a big table). None otherwise."""
+        if family in self.ospf:
+            return None
+        table = self.tables.get(family)
+        current = None if table is None else table.get(prefix)
+        return current if type(current) is Path else None
+
     def selected_protocol(self, family: AfiSafi, prefix: bytes) -> str | None:
         """Which protocol's route the Loc-RIB uses for the prefix: "bgp", "ospf" or None."""
         return self.selected(family, prefix)[0]
