@@ -22,6 +22,7 @@ from sniffroute.fib import (
     FlowSpec,
     GroupCommand,
     GroupOp,
+    GroupSpec,
     NeighbourObservation,
     Op,
     RouteEntry,
@@ -385,3 +386,17 @@ def test_a_difference_the_switch_keeps_is_fixed_once_then_reported_not_resent() 
 
 def _last_barrier(ops: list[Op]) -> int:
     return [op.seq for op in ops if isinstance(op, Barrier)][-1]
+
+
+def test_an_audit_puts_right_a_group_altered_behind_our_back_while_every_flow_is_right() -> None:
+    fib = _fib()
+    prefix = "198.51.100.0/24"
+    fib.update({ipaddress.ip_network(prefix): _route(prefix, "10.0.2.1", "10.0.2.2")}, NOW)
+    switch = _installed(fib)
+    fib.confirm(10**6)
+    gid, group = next(iter(switch.groups.items()))
+    switch.groups[gid] = GroupSpec(gid, group.buckets[:1])  # e.g. ovs-ofctl mod-group by hand: one bucket left
+    ops = fib.audit(switch.dump(), switch.groups.values(), NOW)
+    assert [(type(op), op.command) for op in ops if not isinstance(op, Barrier)] == [(GroupOp, GroupCommand.MODIFY)]
+    switch.apply_all(ops)
+    assert switch.groups[gid] == group

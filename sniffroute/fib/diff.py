@@ -66,7 +66,7 @@ def diff_flows(
     changes: Changes | None = None,
 ) -> Changes:
     """Compare every key (`keys` None) or only the given ones (incremental: the keys a change may touch)."""
-    changes = changes or Changes()
+    changes = Changes() if changes is None else changes  # an empty Changes is falsy, and still the one to fill
     adds, modifies, deletes = (changes.flows[c] for c in FlowCommand)
     # `have` and `want` found under one key agree on priority and match: only the cookie and actions can differ
     # (compared so, a 100,000-flow reconcile does not compare every match twice more).
@@ -106,7 +106,7 @@ def _differs(have: FlowSpec, want: FlowSpec) -> bool:
 def diff_groups(
     desired: Mapping[int, GroupSpec], installed: Mapping[int, GroupSpec], changes: Changes | None = None
 ) -> Changes:
-    changes = changes or Changes()
+    changes = Changes() if changes is None else changes  # an empty Changes is falsy, and still the one to fill
     theirs = {gid: group for gid, group in installed.items() if is_route_group(gid)}
     for gid, want in desired.items():
         have = theirs.get(gid)
