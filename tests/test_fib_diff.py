@@ -388,6 +388,21 @@ def _last_barrier(ops: list[Op]) -> int:
     return [op.seq for op in ops if isinstance(op, Barrier)][-1]
 
 
+def test_an_audit_leaves_a_refused_group_and_its_route_to_their_backoff() -> None:
+    fib = _fib()
+    prefix = "198.51.100.0/24"
+    fib.update({ipaddress.ip_network(prefix): _route(prefix, "10.0.2.1", "10.0.2.2")}, NOW)
+    ops = fib.sync(NOW)
+    group_add = next(op for op in ops if isinstance(op, GroupOp))
+    fib.op_failed(group_add, "group table full", NOW)  # the switch refused it: backed off, retried later
+    fib.confirm(10**6)
+    switch = FakeSwitch()
+    switch.apply_all([op for op in ops if op is not group_add and not isinstance(op, GroupOp)])
+    # read back now: the group is missing, as it should be while it waits; the audit must not resend it early
+    again = fib.audit(switch.dump(), switch.groups.values(), NOW + 0.1)
+    assert not any(isinstance(op, GroupOp) for op in again)
+
+
 def test_an_audit_puts_right_a_group_altered_behind_our_back_while_every_flow_is_right() -> None:
     fib = _fib()
     prefix = "198.51.100.0/24"

@@ -264,8 +264,7 @@ class Fib:
 
     def reconnect(self, flows: Iterable[FlowSpec], groups: Iterable[GroupSpec], now: float) -> list[Op]:
         """The switch (re)connected and reported what it holds: the ops that make it hold the plan, and no more."""
-        self._sent = index_installed(flows)
-        self._sent_groups = {g.group_id: g for g in groups if is_route_group(g.group_id)}
+        self._take_read_back(flows, groups)
         self._audit_fixed, self.stuck = set(), set()
         self.disconnected()
         self._group_holdoff.clear()
@@ -283,14 +282,12 @@ class Fib:
         then predate our own ops. A difference still there after one fix is not sent again (see `stuck`)."""
         if self._batches or self._dirty:
             return []
-        installed = index_installed(flows)
-        installed_groups = {g.group_id: g for g in groups if is_route_group(g.group_id)}
-        changes = diff_flows(self._desired, installed)
-        diff_groups(self._groups, installed_groups, changes)
+        self._take_read_back(flows, groups)
+        changes = diff_flows(self._desired, self._sent)
+        self._diff_groups(changes, now)  # a group in its hold-off after a switch error waits, as at every sync
         if not changes:
             self._audit_fixed, self.stuck = set(), set()
             return []
-        self._sent, self._sent_groups = installed, installed_groups
         backing_off = {f.key for r in self._failed if r.error is not None and r.error.retry_at > now for f in r.flows}
         previous, found = self._audit_fixed, set[FlowKey | int]()
         for command, wanted in changes.flows.items():
@@ -302,6 +299,11 @@ class Fib:
             changes.groups[group_command] = [g for g in wanted_groups if g.group_id not in previous]
         self._audit_fixed, self.stuck = found, found & previous
         return self._emit(changes)
+
+    def _take_read_back(self, flows: Iterable[FlowSpec], groups: Iterable[GroupSpec]) -> None:
+        """What the switch reported holding (our cookie and group range only) becomes what we know it holds."""
+        self._sent = index_installed(flows)
+        self._sent_groups = {g.group_id: g for g in groups if is_route_group(g.group_id)}
 
     def disconnected(self) -> None:
         """The switch went away: nothing is confirmed until it reconnects and is read back."""
