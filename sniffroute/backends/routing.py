@@ -326,8 +326,7 @@ class Routing:
             )
         self._stuck_reported = stuck
         if switch is not None and ops:
-            changes = sum(1 for op in ops if not isinstance(op, Barrier))
-            log.info("audit: the switch differs from what was sent; %d ops to put it right", changes)
+            log.info("audit: the switch differs from what was sent; putting it right")  # `_send` says with what
             self._send(switch, ops)
 
     def confirmed(self, seq: int) -> None:
