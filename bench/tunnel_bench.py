@@ -2,7 +2,8 @@
 
 Prints, per backend: ping RTT to the router address p50/p99 idle and under TCP load, and TCP throughput with
 iperf3 to the router address (on the BGP port, the only TCP port the tunnel punts). Reference points printed
-beside them: the 2012 seed's own report (~4 Mb/s, 1-50 ms RTT) and the targets (>= 100 Mb/s, p99 <= 2 ms idle).
+beside them: the 2012 seed's own report (~4 Mb/s, 1-50 ms RTT) and the targets (>= 100 Mb/s, p99 <= 2 ms idle),
+and the machine's load average as each backend's run began (the tail follows what else the machine is doing).
 Needs root, Open vSwitch, gobgpd, iperf3; POX runs too when POX_DIR points at a halosaur checkout.
 
 Usage: sudo python bench/tunnel_bench.py [--backends osken,pox] [--pings 500] [--seconds 8]
@@ -38,26 +39,29 @@ def main() -> int:
             "TUNNEL_BENCH_PINGS": str(args.pings),
             "TUNNEL_BENCH_SECONDS": str(args.seconds),
         }
+        load_before = os.getloadavg()[0]  # what else the machine was doing: the tail follows it
         argv = [sys.executable, "-m", "pytest", str(ROOT / "bench" / "tunnel_figures.py"), "-q", "-s",
                 "-p", "no:cacheprovider", "-o", "addopts=", "-W", "ignore"]  # fmt: skip
         done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         found = [json.loads(line[len(marker) :]) for line in done.stdout.splitlines() if line.startswith(marker)]
         if not found:
             print(f"{backend}: no figures", done.stdout[-2000:], done.stderr[-2000:], sep="\n", file=sys.stderr)
-        rows += found
+        rows += [{**row, "load_before": round(load_before, 2)} for row in found]
     if not rows:
         return 1
     columns = ("idle p50", "idle p99", "load p50", "load p99", "TCP Mb/s")
-    print(f"{'backend':<8} " + " ".join(f"{c:>9}" for c in columns) + f" {'vs seed':>8}")
+    print(f"{'backend':<8} " + " ".join(f"{c:>9}" for c in columns) + f" {'vs seed':>8} {'load':>5}")
     for row in rows:
         idle, load = row["ping_idle"], row["ping_under_load"]
         mbps = row["tcp_mbps"] or 0.0
         print(
             f"{row['backend']:<8} {idle.get('p50_ms', '-'):>9} {idle.get('p99_ms', '-'):>9} "
             f"{load.get('p50_ms', '-'):>9} {load.get('p99_ms', '-'):>9} {mbps:>9} {mbps / SEED['tcp_mbps']:>7.0f}x"
+            f" {row['load_before']:>5.2f}"
         )
     print(f"RTT in ms. Seed (2012, as reported): {SEED['tcp_mbps']} Mb/s, {SEED['rtt_ms']} ms; "
-          f"targets: >= {TARGET['tcp_mbps']} Mb/s, idle p99 <= {TARGET['p99_idle_ms']} ms")  # fmt: skip
+          f"targets: >= {TARGET['tcp_mbps']} Mb/s, idle p99 <= {TARGET['p99_idle_ms']} ms. "
+          "load: the 1-minute load average as the backend's run began")  # fmt: skip
     print(json.dumps(rows, indent=1))
     return 0
 
