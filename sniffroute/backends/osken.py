@@ -8,8 +8,8 @@ flows (frames toward hosts not yet resolved). Route flows stay: the switch's rou
 back (flow stats, group descriptions) and the FIB sends only the difference (`OsKenFlows`).
 The switch's messages are received in batches (`_recv_loop`: one recv for all the socket holds); packet-ins are
 read on os-ken's receive thread (`read_packet_in`) and go straight to the engine; the engine's
-packet-outs are packed (`pack_packet_out`) and queued with `Datapath.send` for the datapath's sender thread, so
-the TAP reader threads may call it.
+packet-outs are packed (`pack_packet_out`) and written by the TAP reader threads themselves (`osken_send`), not
+queued for the datapath's sender thread, which carries everything else.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
-from sniffroute.backends import LiveEngine
+from sniffroute.backends import LiveEngine, osken_send
 from sniffroute.backends.openflow_packets import pack_packet_out, read_packet_in
 from sniffroute.backends.routing import OpLedger
 from sniffroute.fib import (
@@ -262,11 +262,8 @@ def _flow_mod(datapath: Any, flow: PuntFlow, metered: bool) -> Any:
 
 
 def _packet_out(datapath: Any, out: PacketOut) -> bool:
-    """Queue a packet-out; False when the connection is going (the engine then holds the frame)."""
-    try:
-        return bool(datapath.send(pack_packet_out(out.port, out.frame)))
-    except AttributeError:  # os-ken dropped its send queue between its own check and its put: going
-        return False
+    """Write a packet-out; False when the connection is going (the engine then holds the frame)."""
+    return osken_send.send_now(datapath, pack_packet_out(out.port, out.frame))
 
 
 _OSKEN_PACKET_IN_PARSER = ofproto_v1_3_parser._MSG_PARSERS[ofproto_v1_3.OFPT_PACKET_IN]
@@ -349,6 +346,7 @@ def start(engine: LiveEngine) -> Callable[[], None]:
     ofproto_v1_3_parser.OFPFlowStatsReply.cls_stats_body_cls = RawFlowStats
     ofproto_v1_3_parser._MSG_PARSERS[ofproto_v1_3.OFPT_PACKET_IN] = _packet_in_parser
     controller.Datapath._recv_loop = controller._deactivate(_recv_loop)  # as os-ken's: the socket closed after it
+    controller.Datapath._send_loop = osken_send.send_loop  # its writes and the TAP threads' packet-outs: one lock
     if engine.routing is None:
         engine.enable_routing(OPENFLOW_13)
     manager = AppManager.get_instance()
