@@ -4,9 +4,9 @@ os-ken queues every message for a sender thread of its own (`Datapath._send_loop
 wake two threads on its way to the switch: the TAP reader that read it, then the sender. On a quiet machine that
 second wake-up is the largest part of a ping's time in the controller, and much of its tail. `send_now` writes a
 packet-out from the caller's thread instead. Everything else (flow mods, barriers, requests, replies) still goes
-through os-ken's queue, in order. One lock per datapath, taken around every write by both, keeps messages whole;
-a packet-out may pass queued flow mods, which keeps the tunnel (BGP keepalives) responsive during a full-table
-install. Packet-outs of different threads have no order between them to keep.
+through os-ken's queue, in order. One lock per datapath, taken around every write by both, keeps messages whole.
+A packet-out (a BGP keepalive, say) waits for the write under way, not behind a full table's queued flow mods;
+packet-outs and the messages of other threads have no order between them to keep.
 """
 
 from __future__ import annotations
