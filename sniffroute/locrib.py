@@ -46,7 +46,9 @@ class LocRib:
 
     def apply(self, changes: Iterable[RouteChange], ospf_changed: bool = False) -> dict[Network, RouteEntry | None]:
         """The forwarding entries that changed because of these best-path changes (and OSPF, when it changed)."""
-        keys: set[Key] = {(c.family, c.prefix) for c in changes}
+        return self._apply({(c.family, c.prefix) for c in changes}, ospf_changed)
+
+    def _apply(self, keys: set[Key], ospf_changed: bool) -> dict[Network, RouteEntry | None]:
         if ospf_changed:
             now_ospf = {(family, prefix) for family, table in self.rib.ospf.items() for prefix in table}
             keys |= now_ospf | self._ospf_keys | self._recursive
@@ -77,7 +79,7 @@ class LocRib:
         """Every prefix of the RIB (and every entry held) considered again: after a load, or as an audit."""
         keys = {(family, prefix) for family, table in self.rib.tables.items() for prefix in table}
         keys |= self._entries.keys()
-        return self.apply([RouteChange(family, prefix, None, None, None) for family, prefix in keys], True)
+        return self._apply(keys, True)
 
     # -- one prefix ----------------------------------------------------------------------------------------
     def entry(self, key: Key) -> RouteEntry | None:
