@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("os_ken")
+pytest.importorskip("os_ken.base.app_manager")  # first: os-ken's controller module imports only after it
 
+from os_ken.controller.controller import Datapath as OsKenDatapath  # noqa: E402
 from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER  # noqa: E402
 from os_ken.lib import hub  # noqa: E402
 
@@ -21,7 +22,7 @@ QUEUE = 16  # os-ken's send queue size
 
 
 class Datapath:
-    """The parts of os-ken's Datapath that sending uses, on one end of a socket pair; `send` is os-ken's own."""
+    """The parts of os-ken's Datapath that sending uses, on one end of a socket pair."""
 
     def __init__(self) -> None:
         self.socket, self.peer = socket.socketpair()
@@ -37,14 +38,7 @@ class Datapath:
         self.closed_write = True
         self.socket.shutdown(socket.SHUT_WR)
 
-    def send(self, buf: bytes, close_socket: bool = False) -> bool:  # as os_ken's Datapath.send
-        self._send_q_sem.acquire()
-        if self.send_q:
-            self.send_q.put((buf, close_socket))
-            return True
-        self._send_q_sem.release()
-        return False
-
+    send = OsKenDatapath.send  # os-ken's own queueing
     _send_loop = osken_send.send_loop
 
 

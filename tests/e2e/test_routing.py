@@ -236,10 +236,10 @@ def controller_packets(switch: Switch) -> int:
 
 
 def host_ping(
-    address: str, *, count: int = 5, interval: str = "0.05", wait: str = "1"
+    address: str, *, count: int = 5, interval: str = "0.05", wait: str = "1", ns: str = HOST_NS
 ) -> subprocess.CompletedProcess[str]:
     argv = ["ping", "-n", "-c", str(count), "-i", interval, "-W", wait, address]
-    return run(in_ns(HOST_NS, argv), check=False, timeout=120)
+    return run(in_ns(ns, argv), check=False, timeout=120)
 
 
 def received(ping: subprocess.CompletedProcess[str]) -> tuple[int, int]:
@@ -567,7 +567,7 @@ def router_mac_pinned(*neighbours: tuple[str, str, str]) -> Iterator[None]:
     first pings the router once: its ARP for the router is how a router without glean flows (POX) learns it, as
     from any host on the LAN; pinned before that, a host the router never met would get no replies."""
     for ns, address, dev in neighbours:
-        run(in_ns(ns, ["ping", "-n", "-c", "1", "-W", "2", address]), check=False)
+        host_ping(address, count=1, wait="2", ns=ns)
         run(in_ns(ns, ["ip", "neigh", "replace", address, "lladdr", ROUTER_MAC, "dev", dev, "nud", "permanent"]))
     try:
         yield
