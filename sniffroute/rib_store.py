@@ -6,8 +6,8 @@ was encoded with, and the errors found when it was first decoded (malformed attr
 `PathAttributes.attributes`, so decoding the encoding again cannot find them). Decoding that block with the
 same AS width gives the same attributes in the same order, and the same RFC 6793 AS4 merge.
 
-Loading is all or nothing: a store written before these columns existed, or one whose rows do not hold
-together, gives no routes and says why (`LoadedRib.problem`); it never raises.
+Loading is all or nothing: a store whose rows do not hold together gives no routes and says why
+(`LoadedRib.problem`); it never raises. (sniffroute.store says the same of a store an older sniffroute wrote.)
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from parsers.bgp.context import SessionContext
 from parsers.bgp.nlri import ADDRESS_BYTES
 from parsers.errors import Action, ParseError, strongest
 from sniffroute.rib import Path, Peer, PeerState
+from sniffroute.route_blocks import NO_PATH_ID, bucket_of, split_prefixes
 
-NO_PATH_ID = -1  # as in sniffroute.store: primary-key columns cannot be NULL
-WIRE_COLUMNS = (("wire", "BLOB"), ("wire_as4", "INTEGER"), ("wire_errors", "TEXT"))
 RESTORED_FAMILIES = frozenset({(1, 1), (2, 1)})  # what the RIB holds (sniffroute.sessions.RIB_FAMILIES)
 _AS4_ONLY = frozenset({int(AttrCode.AS4_PATH), int(AttrCode.AS4_AGGREGATOR)})
 _CONTEXTS = {as4: SessionContext(as4=as4) for as4 in (False, True)}
@@ -78,14 +77,6 @@ def _error_json(error: ParseError) -> list[Any]:
     return [error.kind, error.offset, error.length, int(error.action), error.code, error.subcode, error.detail]
 
 
-def ensure_wire_columns(db: sqlite3.Connection) -> None:
-    """Add the wire columns to an `attrs` table created before they existed (the next save fills them)."""
-    present = {row[1] for row in db.execute("PRAGMA table_info(attrs)")}
-    for name, kind in WIRE_COLUMNS:
-        if name not in present:
-            db.execute(f"ALTER TABLE attrs ADD COLUMN {name} {kind}")
-
-
 # -- reading -------------------------------------------------------------------------------------------------
 def attributes_from_wire(block: bytes, as4: bool, errors_json: str | None) -> PathAttributes:
     """The `PathAttributes` an `attributes_wire` row was made from (StoredRibError if it cannot be)."""
@@ -109,12 +100,6 @@ def _error_from_json(item: Any) -> ParseError:
 def load_rib(db: sqlite3.Connection) -> LoadedRib:
     """Every peer and every path of the stored BGP RIB, or none and the reason. Never raises."""
     try:
-        present = {row[1] for row in db.execute("PRAGMA table_info(attrs)")}
-        if not present:
-            return LoadedRib(problem="the store holds no BGP RIB")
-        missing = [name for name, _kind in WIRE_COLUMNS if name not in present]
-        if missing:
-            return LoadedRib(problem="the store was written by an older sniffroute: its RIB cannot be restored")
         return _load(db)
     except (sqlite3.Error, StoredRibError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         return LoadedRib(problem=f"the stored RIB is damaged ({exc})")
@@ -143,9 +128,6 @@ def _load(db: sqlite3.Connection) -> LoadedRib:
     attrs: dict[int, PathAttributes] = {}
     for aid, block, as4, errors in db.execute("SELECT id, wire, wire_as4, wire_errors FROM attrs"):
         if not isinstance(block, bytes):
-            if block is None:
-                # Rows written before the columns were added (the next save fills them): nothing to restore.
-                return LoadedRib(problem="the store's RIB was saved by an older sniffroute: it cannot be restored")
             raise StoredRibError(f"attribute set {aid} is not bytes")
         attrs[aid] = attributes_from_wire(block, bool(as4), errors)
     paths: dict[int, Path] = {}
@@ -156,16 +138,18 @@ def _load(db: sqlite3.Connection) -> LoadedRib:
             raise StoredRibError(f"path {path_row} names a peer or attribute set that is not stored")
         paths[path_row] = Path(peer, attrs[aid], next_hop, next_hop_ll, float(since), generation)
     routes = []
-    for code, prefix, peer, path_id, path_row in db.execute(
-        "SELECT family, prefix, peer, path_id, path FROM routes ORDER BY family, prefix, peer, path_id"
+    for code, bucket, peer, path_id, path_row, blob in db.execute(
+        "SELECT family, bucket, peer, path_id, path, prefixes FROM route_blocks"
     ):
         family = (code >> 8, code & 0xFF)
         path = paths.get(path_row)
-        if path is None or path.peer != peer or family not in RESTORED_FAMILIES or not isinstance(prefix, bytes):
-            raise StoredRibError(f"route row ({code}, {prefix!r}, {peer}) does not hold together")
-        if not _is_prefix(family[0], prefix):
-            raise StoredRibError(f"route key {prefix.hex()} is not a prefix of family {family}")
-        routes.append(RestoredRoute(family, prefix, None if path_id == NO_PATH_ID else path_id, path))
+        if path is None or path.peer != peer or family not in RESTORED_FAMILIES or not isinstance(blob, bytes):
+            raise StoredRibError(f"block of routes ({code}, {bucket}, {peer}, {path_row}) does not hold together")
+        stored_id = None if path_id == NO_PATH_ID else path_id
+        for prefix in split_prefixes(blob):
+            if not _is_prefix(family[0], prefix) or bucket_of(prefix) != bucket:
+                raise StoredRibError(f"route key {prefix.hex()} is not a prefix of family {family} in bucket {bucket}")
+            routes.append(RestoredRoute(family, prefix, stored_id, path))
     return LoadedRib(tuple(peers.values()), tuple(routes))
 
 

@@ -1,10 +1,14 @@
 """The RIB on disk: SQLite in WAL mode, so `sniffroute rib` in another process reads what a replay (or the live
 controller) wrote while it writes.
 
-Layout: one row per distinct attribute set (`attrs`: JSON for `rib`, and wire bytes from which
-sniffroute.rib_store restores it exactly), one per UPDATE announcement (`paths`: peer, attribute
-set, next hop, time), and one narrow row per route (`routes`, WITHOUT ROWID, keyed by family, wire prefix, peer and
-path id). A full table has few attribute sets and paths, so a route costs a few dozen bytes.
+Layout: one row per distinct attribute set (`attrs`: the wire bytes from which sniffroute.rib_store gives the
+decoded set back exactly, for `rib` and for a restore), one per UPDATE announcement (`paths`: peer, attribute set,
+next hop, time), and one per block of routes that share all but their prefix (`route_blocks`, sniffroute.
+route_blocks). A full table has few attribute sets, paths and blocks: a route costs a few bytes, and writing a
+full table costs a fraction of a second, where a row per route cost more than the replay itself.
+
+Stores written before blocks (schema 2 and 3, a row per route in `routes`) are still read; the next save
+rewrites them in this layout.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import sqlite3
 from collections.abc import Callable
 from ipaddress import IPv4Address
-from operator import attrgetter, countOf, itemgetter
+from operator import itemgetter
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
@@ -22,17 +26,20 @@ from parsers.bgp.attributes import PathAttributes, as_path_json, format_communit
 from parsers.bgp.constants import Afi, AttrCode, Origin, family_name
 from parsers.bgp.nlri import covering_prefixes, prefix_from_text, prefix_to_text
 from sniffroute.rib import Path, Reason, Rib
-from sniffroute.rib_store import LoadedRib, attributes_wire, ensure_wire_columns, load_rib
+from sniffroute.rib_store import LoadedRib, StoredRibError, attributes_from_wire, attributes_wire, load_rib
+from sniffroute.route_blocks import NO_PATH_ID, block_routes, block_rows, bucket_of
 
 if TYPE_CHECKING:  # the OSPF codec loads only when LSAs are written or read: `rib` on BGP starts faster
     from parsers.ospf.lsa import Lsa
     from sniffroute.ospf.lsdb import Lsdb
     from sniffroute.ospf.spf import OspfRoute
 
-SCHEMA_VERSION = 3  # 2: OSPF routes and LSAs; 3: attribute sets also as wire bytes (sniffroute.rib_store)
+SCHEMA_VERSION = 4  # 2: OSPF routes and LSAs; 3: attribute sets also as wire bytes; 4: routes in blocks
+LEGACY_TABLES = ("attrs", "paths", "routes")  # schema 2 and 3: dropped and made again at the next save
 CACHE_KIB = 65536  # a full table is rewritten in one transaction: a small page cache spills it to disk midway
-NO_PATH_ID = -1  # primary-key columns cannot be NULL; ADD-PATH identifiers are 0..2**32-1
+LOOKUP_IDS_MAX = 500  # ids per `IN (...)` query (under SQLite's oldest limit of 999 parameters)
 _REASONS = list(Reason)
+_count_of = itemgetter(7)  # of a block row (sniffroute.route_blocks.BlockRow)
 _SHARED_ATTRS = {
     AttrCode.ORIGIN,
     AttrCode.AS_PATH,
@@ -56,14 +63,14 @@ CREATE TABLE IF NOT EXISTS peers (
     id INTEGER PRIMARY KEY, address TEXT NOT NULL, local_address TEXT NOT NULL, asn INTEGER, local_asn INTEGER,
     router_id TEXT, state TEXT NOT NULL, possibly_stale INTEGER NOT NULL, generation INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS attrs (
-    id INTEGER PRIMARY KEY, json TEXT NOT NULL, wire BLOB, wire_as4 INTEGER, wire_errors TEXT);
+    id INTEGER PRIMARY KEY, wire BLOB NOT NULL, wire_as4 INTEGER NOT NULL, wire_errors TEXT);
 CREATE TABLE IF NOT EXISTS paths (
     id INTEGER PRIMARY KEY, peer INTEGER NOT NULL, attrs INTEGER NOT NULL, next_hop TEXT, next_hop_ll TEXT,
     since REAL NOT NULL, generation INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS routes (
-    family INTEGER NOT NULL, prefix BLOB NOT NULL, peer INTEGER NOT NULL, path_id INTEGER NOT NULL,
-    path INTEGER NOT NULL, best INTEGER NOT NULL, reason INTEGER,
-    PRIMARY KEY (family, prefix, peer, path_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS route_blocks (
+    family INTEGER NOT NULL, bucket INTEGER NOT NULL, peer INTEGER NOT NULL, path_id INTEGER NOT NULL,
+    path INTEGER NOT NULL, best INTEGER NOT NULL, reason INTEGER, count INTEGER NOT NULL, prefixes BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS route_blocks_by_bucket ON route_blocks (family, bucket);
 CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY, json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ospf_routes (
     family INTEGER NOT NULL, prefix BLOB NOT NULL, best INTEGER NOT NULL, json TEXT NOT NULL,
@@ -154,88 +161,6 @@ def ospf_route_json(route: OspfRoute, best: bool) -> dict[str, Any]:
     }
 
 
-_REASON_CODES = {reason: code for code, reason in enumerate(_REASONS)}
-_ONLY_PATH = _REASON_CODES[Reason.ONLY_PATH]
-
-
-def _route_rows(
-    rib: Rib, ospf_wins: set[tuple[tuple[int, int], bytes]], path_id_of: Callable[[Path], int], known: dict[Path, int]
-) -> tuple[dict[int, list[Any]], list[tuple[Any, ...]]]:
-    """The route rows, in key order (a B-tree takes sorted inserts fastest): per family code, the flat
-    (prefix, peer, path) triples of the common row (a single path, best, no ADD-PATH id); and every other row
-    whole. A BGP best path is stored as best only when the Loc-RIB uses BGP for its prefix (not in `ospf_wins`)."""
-    singles: dict[int, list[Any]] = {}
-    rows: list[tuple[Any, ...]] = []
-    append = rows.append
-    for family, table in rib.tables.items():
-        code = family_code(family)
-        if not ospf_wins and not countOf(map(type, table.values()), dict):
-            singles[code] = _single_rows(table, path_id_of, known)
-            continue
-        decisions = rib.decisions[family]
-        flat: list[Any] = []
-        singles[code] = flat
-        extend = flat.extend
-        get = known.get
-        for prefix, entry in sorted(table.items(), key=_first):
-            lost = bool(ospf_wins) and (family, prefix) in ospf_wins
-            if type(entry) is Path:
-                path_id = get(entry)
-                if path_id is None:
-                    path_id = path_id_of(entry)
-                if lost:
-                    append((code, prefix, entry.peer, NO_PATH_ID, path_id, 0, None))
-                else:
-                    extend((prefix, entry.peer, path_id))
-                continue
-            decision = decisions.get(prefix)
-            for source, path in sorted(entry.items(), key=_source_order):  # type: ignore[union-attr]
-                best = decision is not None and decision[0] == source and not lost
-                reason = _REASON_CODES[decision[1]] if best else None  # type: ignore[index]
-                path_id = NO_PATH_ID if source[1] is None else source[1]
-                append((code, prefix, source[0], path_id, get(path) or path_id_of(path), int(best), reason))
-    return singles, rows
-
-
-def _single_rows(table: dict[bytes, Any], path_id_of: Callable[[Path], int], known: dict[Path, int]) -> list[Any]:
-    """The flat (prefix, peer, path) triples of a table whose prefixes all have a single path, BGP's; built in a
-    few passes that each run in C, with path ids handed out in the same order as the row-by-row walk."""
-    prefixes = sorted(table)
-    paths = list(map(table.__getitem__, prefixes))
-    for path in dict.fromkeys(paths):  # distinct paths (Path compares by identity), in order of first use
-        if path not in known:
-            path_id_of(path)
-    flat: list[Any] = [None] * (3 * len(prefixes))
-    flat[0::3] = prefixes
-    flat[1::3] = map(_peer_of, paths)
-    flat[2::3] = map(known.__getitem__, paths)
-    return flat
-
-
-_first = itemgetter(0)
-_peer_of = attrgetter("peer")
-
-
-# Rows per INSERT statement for the common route row: one statement per row costs more than the insert itself.
-ROWS_PER_INSERT = 300  # 900 parameters: under SQLite's oldest limit (999); more rows per statement gain nothing
-
-
-def _insert_singles(db: sqlite3.Connection, code: int, flat: list[Any]) -> None:
-    """INSERT the (prefix, peer, path) triples of single best paths of one family, many rows per statement."""
-    one = f"({code},?,?,{NO_PATH_ID},?,1,{_ONLY_PATH})"
-    full = "INSERT INTO routes VALUES " + ",".join([one] * ROWS_PER_INSERT)
-    step = 3 * ROWS_PER_INSERT
-    for start in range(0, len(flat), step):
-        chunk = flat[start : start + step]
-        sql = full if len(chunk) == step else "INSERT INTO routes VALUES " + ",".join([one] * (len(chunk) // 3))
-        db.execute(sql, chunk)
-
-
-def _source_order(item: tuple[tuple[int, int | None], Path]) -> tuple[int, int]:
-    peer, path_id = item[0]
-    return peer, NO_PATH_ID if path_id is None else path_id
-
-
 def ospf_selected(rib: Rib) -> set[tuple[tuple[int, int], bytes]]:
     """Prefixes whose Loc-RIB route is OSPF's."""
     return {
@@ -287,8 +212,11 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self.db.executescript(_SCHEMA)
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a sniffroute store ({exc})") from exc
+        # A store of schema 2 or 3 holds a row per route: read as it is, rewritten at the next save.
+        self.legacy = row is not None and str(row[0]).isdigit() and int(row[0]) < SCHEMA_VERSION
 
     def close(self) -> None:
         self.db.close()
@@ -316,13 +244,15 @@ class Store:
         (parsers.bgp.update.AttributeCache.block_of): its wire form is then stored without encoding it again."""
         db = self.db
         with db:
-            ensure_wire_columns(db)  # a store an older sniffroute created
-            for table in ("peers", "attrs", "paths", "routes", "documents", "ospf_routes", "lsas"):
+            if self.legacy:  # its tables have other columns: made again in this layout, in the save's transaction
+                db.execute("BEGIN")
+                for table in LEGACY_TABLES:
+                    db.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    db.execute(statement)
+            for table in ("peers", "attrs", "paths", "route_blocks", "documents", "ospf_routes", "lsas"):
                 db.execute(f"DELETE FROM {table}")
-            db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             db.executemany(
                 "INSERT INTO peers VALUES (?,?,?,?,?,?,?,?,?)",
                 [
@@ -345,7 +275,7 @@ class Store:
             path_ids: dict[Path, int] = {}  # Path compares by identity
             path_rows: list[tuple[Any, ...]] = []
 
-            def path_id_of(path: Path) -> int:
+            def path_row_of(path: Path) -> int:
                 found = path_ids.get(path)
                 if found is None:
                     attrs = path.attrs
@@ -355,40 +285,27 @@ class Store:
                         attr_sets.append(attrs)
                     found = path_ids[path] = len(path_ids) + 1
                     path_rows.append(
-                        (
-                            found,
-                            path.peer,
-                            attrs_id,
-                            path.next_hop,
-                            path.next_hop_link_local,
-                            path.since,
-                            path.generation,
-                        )
-                    )
+                        (found, path.peer, attrs_id, path.next_hop, path.next_hop_link_local, path.since,
+                         path.generation)
+                    )  # fmt: skip
                 return found
 
             ospf_wins = ospf_selected(rib)  # prefixes whose Loc-RIB route is OSPF's: decided once for both tables
-            singles, rows = _route_rows(rib, ospf_wins, path_id_of, path_ids)  # path_ids: filled by path_id_of
-            for code, flat in singles.items():
-                _insert_singles(db, code, flat)
-            db.executemany("INSERT INTO routes VALUES (?,?,?,?,?,?,?)", rows)
+            blocks = block_rows(rib, ospf_wins, path_row_of)
+            db.executemany("INSERT INTO route_blocks VALUES (?,?,?,?,?,?,?,?,?)", blocks)
             attr_rows = [
-                (
-                    attrs_id,
-                    json.dumps(attributes_json(attrs)),
-                    *attributes_wire(attrs, attribute_blocks(attrs) if attribute_blocks else None),
-                )
+                (attrs_id, *attributes_wire(attrs, attribute_blocks(attrs) if attribute_blocks else None))
                 for attrs_id, attrs in enumerate(attr_sets, 1)
             ]
-            written = len(rows) + sum(len(flat) for flat in singles.values()) // 3
-            db.executemany("INSERT INTO attrs (id, json, wire, wire_as4, wire_errors) VALUES (?,?,?,?,?)", attr_rows)
+            db.executemany("INSERT INTO attrs VALUES (?,?,?,?)", attr_rows)
             db.executemany("INSERT INTO paths VALUES (?,?,?,?,?,?,?)", path_rows)
             db.executemany("INSERT INTO ospf_routes VALUES (?,?,?,?)", ospf_route_rows(rib, ospf_wins))
             if lsdb is not None:
                 db.executemany("INSERT INTO lsas VALUES (?,?,?,?,?,?,?,?,?)", lsa_rows(lsdb, now))
             for name, value in (documents or {}).items():
                 db.execute("INSERT INTO documents VALUES (?,?)", (name, json.dumps(value)))
-        return written
+        self.legacy = False
+        return sum(map(_count_of, blocks))
 
     # -- reading ---------------------------------------------------------------------------------------------
     def document(self, name: str) -> Any:
@@ -397,6 +314,8 @@ class Store:
 
     def load_rib(self) -> LoadedRib:
         """The BGP RIB exactly as saved: peers and every path with its attributes (sniffroute.rib_store)."""
+        if self.legacy:
+            return LoadedRib(problem="the store was written by an older sniffroute: its RIB cannot be restored")
         return load_rib(self.db)
 
     def peers(self) -> list[dict[str, Any]]:
@@ -459,6 +378,83 @@ class Store:
     def _bgp_routes(
         self, match: list[tuple[int, bytes]] | None, peer: str | None, all_paths: bool
     ) -> list[dict[str, Any]]:
+        if self.legacy:
+            return self._legacy_bgp_routes(match, peer, all_paths)
+        where = []
+        args: list[Any] = []
+        if match is not None:
+            where.append("(" + " OR ".join("(family = ? AND bucket = ?)" for _ in match) + ")")
+            args += [value for code, key in match for value in (code, bucket_of(key))]
+        if peer is not None:
+            where.append("peer IN (SELECT id FROM peers WHERE address = ?)")
+            args.append(peer)
+        if not all_paths:
+            where.append("best = 1")
+        sql = "SELECT family, peer, path_id, path, best, reason, prefixes FROM route_blocks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        wanted = set(match) if match is not None else None
+        try:
+            routes = [r for r in block_routes(self.db.execute(sql, args)) if wanted is None or r[:2] in wanted]
+            paths = self._paths({route[4] for route in routes})
+            attrs = self._attributes_json({path[4] for path in paths.values()})
+        except (sqlite3.Error, ValueError, TypeError, KeyError, StoredRibError) as exc:
+            raise StoreError(f"{self.path}: the stored RIB is damaged ({exc})") from exc
+        peers = {row["id"]: row for row in self.peers()}
+        out = []
+        for code, key, peer_id, path_id, path_row, best, reason in routes:
+            next_hop, next_hop_ll, since, generation, attrs_id = paths[path_row]
+            stored_peer = peers[peer_id]
+            family = code_family(code)
+            out.append(
+                {
+                    "prefix": prefix_to_text(family[0], key),
+                    "family": family_name(family),
+                    "protocol": "bgp",
+                    "peer": stored_peer["address"],
+                    "peer_as": stored_peer["asn"],
+                    "path_id": None if path_id == NO_PATH_ID else path_id,
+                    "next_hop": next_hop,
+                    "next_hop_link_local": next_hop_ll,
+                    **attrs[attrs_id],
+                    "best": bool(best),
+                    "reason": _REASONS[reason].value if reason is not None else None,
+                    "stale": stored_peer["state"] == "stale" or generation < stored_peer["generation"],
+                    "possibly_stale": bool(stored_peer["possibly_stale"]),
+                    "since": since,
+                }
+            )
+        return out
+
+    def _paths(self, ids: set[int]) -> dict[int, tuple[Any, ...]]:
+        """(next hop, link-local next hop, since, generation, attribute set) of the paths with these row ids."""
+        sql = "SELECT id, next_hop, next_hop_ll, since, generation, attrs FROM paths"
+        return {row[0]: row[1:] for row in self._rows_with_ids(sql, ids)}
+
+    def _attributes_json(self, ids: set[int]) -> dict[int, dict[str, Any]]:
+        """What `rib` shows of the attribute sets with these ids, decoded from their stored wire form."""
+        sql = "SELECT id, wire, wire_as4, wire_errors FROM attrs"
+        return {
+            row[0]: attributes_json(attributes_from_wire(row[1], row[2], row[3]))
+            for row in self._rows_with_ids(sql, ids)
+        }
+
+    def _rows_with_ids(self, sql: str, ids: set[int]) -> list[tuple[Any, ...]]:
+        """The rows of `sql` (a SELECT of a table whose first column is `id`) with these ids: a query per few
+        hundred ids for a lookup, the whole table when most of it is asked for."""
+        if len(ids) > LOOKUP_IDS_MAX:
+            return [row for row in self.db.execute(sql) if row[0] in ids]
+        listed = sorted(ids)
+        rows = []
+        for start in range(0, len(listed), LOOKUP_IDS_MAX):
+            chunk = listed[start : start + LOOKUP_IDS_MAX]
+            rows += self.db.execute(f"{sql} WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+        return rows
+
+    def _legacy_bgp_routes(
+        self, match: list[tuple[int, bytes]] | None, peer: str | None, all_paths: bool
+    ) -> list[dict[str, Any]]:
+        """Routes of a schema 2 or 3 store: a row per route, each attribute set also as JSON."""
         where = []
         args: list[Any] = []
         if match is not None:
@@ -477,49 +473,59 @@ class Store:
         )
         if where:
             sql += " WHERE " + " AND ".join(where)
-        attrs_cache: dict[str, dict[str, Any]] = {}
         out = []
         for row in self.db.execute(sql, args):
             (code, key, path_id, best, reason, peer_addr, peer_as, state, possibly_stale, nh, nh_ll, since, gen,
              peer_gen, attrs_text) = row  # fmt: skip
-            attrs = attrs_cache.get(attrs_text)
-            if attrs is None:
-                attrs = attrs_cache[attrs_text] = json.loads(attrs_text)
             family = code_family(code)
-            route = {
-                "prefix": prefix_to_text(family[0], key),
-                "family": family_name(family),
-                "protocol": "bgp",
-                "peer": peer_addr,
-                "peer_as": peer_as,
-                "path_id": None if path_id == NO_PATH_ID else path_id,
-                "next_hop": nh,
-                "next_hop_link_local": nh_ll,
-                **attrs,
-                "best": bool(best),
-                "reason": _REASONS[reason].value if reason is not None else None,
-                "stale": state == "stale" or gen < peer_gen,
-                "possibly_stale": bool(possibly_stale),
-                "since": since,
-            }
-            out.append(route)
+            out.append(
+                {
+                    "prefix": prefix_to_text(family[0], key),
+                    "family": family_name(family),
+                    "protocol": "bgp",
+                    "peer": peer_addr,
+                    "peer_as": peer_as,
+                    "path_id": None if path_id == NO_PATH_ID else path_id,
+                    "next_hop": nh,
+                    "next_hop_link_local": nh_ll,
+                    **json.loads(attrs_text),
+                    "best": bool(best),
+                    "reason": _REASONS[reason].value if reason is not None else None,
+                    "stale": state == "stale" or gen < peer_gen,
+                    "possibly_stale": bool(possibly_stale),
+                    "since": since,
+                }
+            )
         return out
 
     def _longest_match(self, address: str) -> tuple[int, bytes] | None:
         afi, candidates = covering_prefixes(address)
-        marks = ",".join("?" * len(candidates))
         families = [family_code((afi, 1)), family_code((afi, 2))]
-        rows = [
-            row
-            for table in ("routes", "ospf_routes")
-            for row in self.db.execute(
-                f"SELECT family, prefix FROM {table} WHERE family IN (?, ?) AND prefix IN ({marks})",
+        wanted = set(candidates)
+        marks = ",".join("?" * len(candidates))
+        found = self.db.execute(
+            f"SELECT family, prefix FROM ospf_routes WHERE family IN (?, ?) AND prefix IN ({marks})",
+            [*families, *candidates],
+        ).fetchall()
+        if self.legacy:
+            found += self.db.execute(
+                f"SELECT family, prefix FROM routes WHERE family IN (?, ?) AND prefix IN ({marks})",
                 [*families, *candidates],
+            ).fetchall()
+        else:
+            buckets = sorted({bucket_of(key) for key in candidates})
+            sql = (
+                "SELECT family, peer, path_id, path, best, reason, prefixes FROM route_blocks"
+                f" WHERE family IN (?, ?) AND bucket IN ({','.join('?' * len(buckets))})"
             )
-        ]
-        if not rows:
+            try:
+                found += [route[:2] for route in block_routes(self.db.execute(sql, [*families, *buckets]))
+                          if route[1] in wanted]  # fmt: skip
+            except (sqlite3.Error, ValueError, TypeError) as exc:
+                raise StoreError(f"{self.path}: the stored RIB is damaged ({exc})") from exc
+        if not found:
             return None
-        return max(rows, key=lambda r: r[1][0])
+        return max(found, key=lambda r: r[1][0])
 
     def lsas(self) -> list[tuple[Any, ...]]:
         """Stored LSAs: (version, area or None, link or None, type, LS ID, advertising router, age, installed,
@@ -527,7 +533,9 @@ class Store:
         return self.db.execute("SELECT * FROM lsas").fetchall()
 
     def route_count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM routes").fetchone()[0]
+        if self.legacy:
+            return self.db.execute("SELECT count(*) FROM routes").fetchone()[0]
+        return self.db.execute("SELECT coalesce(sum(count), 0) FROM route_blocks").fetchone()[0]
 
 
 def _route_order(route: dict[str, Any]) -> tuple[Any, ...]:

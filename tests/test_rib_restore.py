@@ -27,7 +27,8 @@ from sniffroute.locrib import LocRib, entries_from_json, entries_json
 from sniffroute.pipeline import Pipeline
 from sniffroute.rib import PeerState, Rib
 from sniffroute.rib_store import attributes_from_wire, attributes_wire
-from sniffroute.store import Store
+from sniffroute.route_blocks import bucket_of, split_prefixes
+from sniffroute.store import Store, StoreError
 from tests.bgp_session import ACK, RST, Connection, end_of_rib, update
 from tests.helpers import FIXTURES, replay
 from tests.test_backends import PEER_MAC, ROUTER_MAC, FakeTap
@@ -39,18 +40,24 @@ BGP = FIXTURES / "bgp"
 NAMES = sorted(p.name for p in BGP.iterdir())
 HOLD = 120.0
 
-# Every column of the stored BGP RIB except the surrogate row ids, one row per route.
-LOGICAL_ROWS = """
-SELECT r.family, r.prefix, r.path_id, r.best, r.reason,
+# Every column of the stored BGP RIB except the surrogate row ids, one row per block of routes.
+LOGICAL_BLOCKS = """
+SELECT r.family, r.bucket, r.path_id, r.best, r.reason, r.count, r.prefixes,
        p.id, p.address, p.local_address, p.asn, p.local_asn, p.router_id, p.state, p.possibly_stale, p.generation,
-       pa.next_hop, pa.next_hop_ll, pa.since, pa.generation, a.json, a.wire, a.wire_as4, a.wire_errors
-FROM routes r JOIN peers p ON p.id = r.peer JOIN paths pa ON pa.id = r.path JOIN attrs a ON a.id = pa.attrs
+       pa.next_hop, pa.next_hop_ll, pa.since, pa.generation, a.wire, a.wire_as4, a.wire_errors
+FROM route_blocks r JOIN peers p ON p.id = r.peer JOIN paths pa ON pa.id = r.path JOIN attrs a ON a.id = pa.attrs
 """
 
 
 def stored_rows(path: Path) -> tuple[list[tuple], list[tuple], int, int]:
+    """One row per route (however the routes are packed in blocks), peers, attribute sets, paths."""
     with Store(path) as store:
-        rows = sorted(store.db.execute(LOGICAL_ROWS).fetchall())
+        rows = []
+        for family, bucket, path_id, best, reason, count, blob, *rest in store.db.execute(LOGICAL_BLOCKS):
+            prefixes = split_prefixes(blob)
+            assert len(prefixes) == count and {bucket_of(p) for p in prefixes} == {bucket}
+            rows += [(family, prefix, path_id, best, reason, *rest) for prefix in prefixes]
+        rows.sort()
         peers = store.db.execute("SELECT * FROM peers ORDER BY id").fetchall()
         attrs = store.db.execute("SELECT count(*) FROM attrs").fetchone()[0]
         paths = store.db.execute("SELECT count(*) FROM paths").fetchone()[0]
@@ -335,7 +342,8 @@ def test_a_store_of_an_older_sniffroute_opens_and_restores_nothing(tmp_path: Pat
         assert store.load_rib().problem is None and store.load_rib().routes
 
 
-ONE_ROUTE = "(family, prefix, peer, path_id) IN (SELECT family, prefix, peer, path_id FROM routes LIMIT 1)"
+ONE_BLOCK = "rowid IN (SELECT rowid FROM route_blocks LIMIT 1)"
+CUT_BLOCK = f"UPDATE route_blocks SET prefixes = CAST(prefixes || X'20c6' AS BLOB) WHERE {ONE_BLOCK}"  # a /32, 1 octet
 
 
 @pytest.mark.parametrize(
@@ -346,8 +354,10 @@ ONE_ROUTE = "(family, prefix, peer, path_id) IN (SELECT family, prefix, peer, pa
         "UPDATE attrs SET wire = 'text'",
         "UPDATE peers SET state = 'dreaming'",
         "DELETE FROM paths",
-        f"UPDATE routes SET prefix = X'20c6' WHERE {ONE_ROUTE}",  # a /32 with one octet
-        f"UPDATE routes SET family = 16389 WHERE {ONE_ROUTE}",  # a family the RIB does not hold
+        CUT_BLOCK,
+        f"UPDATE route_blocks SET prefixes = 'text' WHERE {ONE_BLOCK}",
+        f"UPDATE route_blocks SET bucket = bucket + 1 WHERE {ONE_BLOCK}",  # its lookups would miss
+        f"UPDATE route_blocks SET family = 16389 WHERE {ONE_BLOCK}",  # a family the RIB does not hold
         "DROP TABLE attrs",
     ],
 )
@@ -359,6 +369,25 @@ def test_a_damaged_store_restores_nothing_and_says_why(damage: str, tmp_path: Pa
         store.db.commit()
         loaded = store.load_rib()
     assert (loaded.peers, loaded.routes) == ((), ()) and loaded.problem
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        CUT_BLOCK,
+        f"UPDATE route_blocks SET prefixes = 'text' WHERE {ONE_BLOCK}",
+        "UPDATE attrs SET wire = X'40010105'",
+    ],
+)
+def test_rib_on_a_damaged_store_says_so(damage: str, tmp_path: Path) -> None:
+    """`sniffroute rib` gets a StoreError (a one-line error) from a damaged block or attribute set."""
+    path = saved(replay(BGP / "BGP_MP_NLRI.cap").rib, tmp_path / "rib.sqlite")
+    with Store(path) as store:
+        assert store.routes(all_paths=True)
+        store.db.execute(damage)
+        store.db.commit()
+        with pytest.raises(StoreError, match="damaged"):
+            store.routes(all_paths=True)
 
 
 def test_prefix_keys_read_back_as_text(tmp_path: Path) -> None:

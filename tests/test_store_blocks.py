@@ -1,0 +1,115 @@
+"""sniffroute.route_blocks through sniffroute.store: routes packed in blocks read back one by one, and lookups,
+against Python's ipaddress as the oracle for longest-prefix match."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from pathlib import Path as FsPath
+
+import pytest
+
+from parsers.bgp.constants import IPV4_UNICAST, IPV6_UNICAST
+from parsers.bgp.nlri import prefix_from_text
+from sniffroute.rib import Path, Rib
+from sniffroute.route_blocks import bucket_of, split_prefixes
+from sniffroute.store import Store
+from tests.test_rib import attrs
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def random_networks(rng: random.Random, version: int, count: int) -> list[Network]:
+    """Prefixes of every length class (/0, shorter than an octet, on and off octet boundaries), most of them
+    under a few first octets so that buckets hold many and covering prefixes nest."""
+    bits = 32 if version == 4 else 128
+    lengths = [0, 1, 3, 7, 8, 9, 12, 16, 20, 24, 24, 24, 32] if version == 4 else [0, 2, 8, 15, 16, 29, 32, 48, 64, 128]
+    out: set[Network] = set()
+    while len(out) < count:
+        top = rng.choice([0x0A, 0xC0, 0x20, rng.getrandbits(8)])
+        address = (top << (bits - 8)) | rng.getrandbits(bits - 8)
+        out.add(ipaddress.ip_network((address, rng.choice(lengths)), strict=False))
+    return sorted(out, key=lambda n: (n.version, n))
+
+
+def build_rib(rng: random.Random, two_peers: bool) -> tuple[Rib, dict[tuple[str, str, int | None], Network]]:
+    """A peer with a single path per UPDATE, and maybe a second with ADD-PATH identifiers on some prefixes the
+    first also holds; returns the RIB and every (prefix, peer, path id) it holds."""
+    rib = Rib()
+    first = rib.add_peer("192.0.2.1", "192.0.2.9")
+    second = rib.add_peer("192.0.2.2", "192.0.2.9")
+    held: dict[tuple[str, str, int | None], Network] = {}
+    for version, family in ((4, IPV4_UNICAST), (6, IPV6_UNICAST)):
+        networks = random_networks(rng, version, 400)
+        for start in range(0, len(networks), 7):  # an UPDATE of up to 7 prefixes
+            chunk = networks[start : start + 7]
+            path = Path(first.id, attrs((64500, start)), "192.0.2.1", None, 0.0, 0)
+            rib.announce(family, [prefix_from_text(str(n))[1] for n in chunk], None, path)
+            held.update({(str(n), first.address, None): n for n in chunk})
+        for start in range(0, len(networks) if two_peers else 0, 11):
+            chunk = networks[start : start + 3]
+            ids = [rng.choice([1, 2]) for _ in chunk]
+            path = Path(second.id, attrs((64501,)), "192.0.2.2", None, 0.0, 0)
+            rib.announce(family, [prefix_from_text(str(n))[1] for n in chunk], ids, path)
+            held.update({(str(n), second.address, i): n for n, i in zip(chunk, ids, strict=True)})
+    rib.commit()
+    return rib, held
+
+
+@pytest.mark.parametrize("two_peers", [False, True], ids=["one path per prefix", "several"])
+@pytest.mark.parametrize("seed", range(3))
+def test_every_route_and_every_lookup_reads_back_from_blocks(seed: int, two_peers: bool, tmp_path: FsPath) -> None:
+    rng = random.Random(seed)
+    rib, held = build_rib(rng, two_peers)
+    with Store(tmp_path / "rib.sqlite") as store:
+        assert store.save(rib) == len(held)
+        assert store.route_count() == len(held)
+        blocks = store.db.execute("SELECT count(*) FROM route_blocks").fetchone()[0]
+        assert blocks < len(held)  # prefixes of an UPDATE that share a bucket and a best-path outcome share a row
+        shown = store.routes(all_paths=True)
+        assert {(r["prefix"], r["peer"], r["path_id"]) for r in shown} == set(held)
+        assert sum(r["best"] for r in shown) == len({r["prefix"] for r in shown})  # one best per prefix
+        networks = set(held.values())
+        for version in (4, 6):
+            bits = 32 if version == 4 else 128
+            for _ in range(200):
+                inside = rng.choice([n for n in networks if n.version == version])
+                offset = rng.randrange(min(inside.num_addresses, 1 << 20))
+                address = ipaddress.ip_address(
+                    rng.getrandbits(bits) if rng.random() < 0.3 else int(inside.network_address) + offset
+                )
+                if address.version != version:  # a random 32-bit value is an IPv4 address for ip_address
+                    address = ipaddress.IPv6Address(int(address))
+                covering = [n for n in networks if n.version == version and address in n]
+                found = store.routes(address=str(address))
+                if not covering:
+                    assert found == []
+                    continue
+                longest = str(max(covering, key=lambda n: n.prefixlen))
+                assert {r["prefix"] for r in found} == {longest}
+                assert [r["best"] for r in found] == [True]
+                assert [r["prefix"] for r in store.routes(prefix=longest, all_paths=True)] == [
+                    longest for key in held if key[0] == longest
+                ]
+
+
+def test_a_full_table_is_a_row_per_update_and_bucket(tmp_path: FsPath) -> None:
+    rib = Rib()
+    peer = rib.add_peer("192.0.2.1", "192.0.2.9")
+    keys = [prefix_from_text(f"{10 + n // 500}.{n % 250}.{n // 250 % 2}.0/24")[1] for n in range(1000)]
+    for start in range(0, len(keys), 10):
+        path = Path(peer.id, attrs((64500, start)), "192.0.2.1", None, 0.0, 0)
+        rib.announce(IPV4_UNICAST, keys[start : start + 10], None, path)
+    rib.commit()
+    with Store(tmp_path / "rib.sqlite") as store:
+        assert store.save(rib) == 1000
+        rows = store.db.execute("SELECT bucket, count, length(prefixes) FROM route_blocks").fetchall()
+    assert sorted(rows) == [(10, 10, 40)] * 50 + [(11, 10, 40)] * 50
+
+
+def test_a_block_cut_inside_a_prefix_is_an_error() -> None:
+    keys = [prefix_from_text(text)[1] for text in ("0.0.0.0/0", "10.0.0.0/8", "10.1.2.128/25", "2001:db8::/32")]
+    assert split_prefixes(b"".join(keys)) == keys
+    assert [bucket_of(k) for k in keys] == [-1, 10, 10, 0x20]
+    with pytest.raises(ValueError, match="ends inside a prefix"):
+        split_prefixes(b"".join(keys)[:-1])
