@@ -291,12 +291,13 @@ class Rib:
     def restore(
         self,
         peers: Iterable[Peer],
-        routes: Iterable[tuple[AfiSafi, bytes, int | None, Path]],
+        routes: Iterable[tuple[AfiSafi, list[bytes], int | None, Path]],
         *,
         stale_until: float | None = None,
     ) -> int:
         """Put a RIB read back from the store (sniffroute.rib_store) into this empty one and settle its best
-        paths; returns the paths restored. `routes` name their peers by the ids in `peers`.
+        paths; returns the paths restored. `routes` are blocks of prefixes with one path each, the stored blocks
+        (sniffroute.route_blocks); their paths name their peers by the ids in `peers`.
 
         With `stale_until`, every peer that has routes is held stale until then, as the routes of a peer in
         graceful restart are (RFC 4724 4.2): sniffroute.sessions ends it (`SessionTracker.adopt_restored`)."""
@@ -314,15 +315,15 @@ class Rib:
         with_routes: set[int] = set()
         count = 0
         tracking, self.track_changes = self.track_changes, False  # a FIB starts from the whole table, not changes
-        for family, prefix, path_id, path in routes:
+        for family, prefixes, path_id, path in routes:
             if ids[path.peer] != path.peer:
                 moved = renamed.get(id(path))
                 if moved is None:
                     moved = renamed[id(path)] = replace(path, peer=ids[path.peer])
                 path = moved
-            self.announce(family, [prefix], None if path_id is None else [path_id], path)
+            self.announce(family, prefixes, None if path_id is None else [path_id] * len(prefixes), path)
             with_routes.add(path.peer)
-            count += 1
+            count += len(prefixes)
         self.stats = RibStats()  # nothing was announced on the wire
         if stale_until is not None:
             for peer_id in with_routes:

@@ -15,26 +15,26 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from parsers.bgp.attributes import PathAttributes, decode_attributes, encode_attributes, path_attributes
 from parsers.bgp.constants import AfiSafi, AttrCode
 from parsers.bgp.context import SessionContext
-from parsers.bgp.nlri import ADDRESS_BYTES
 from parsers.errors import Action, ParseError, strongest
 from sniffroute.rib import Path, Peer, PeerState
-from sniffroute.route_blocks import NO_PATH_ID, bucket_of, split_prefixes
+from sniffroute.route_blocks import NO_PATH_ID, bucket_key, split_prefixes
 
 RESTORED_FAMILIES = frozenset({(1, 1), (2, 1)})  # what the RIB holds (sniffroute.sessions.RIB_FAMILIES)
 _AS4_ONLY = frozenset({int(AttrCode.AS4_PATH), int(AttrCode.AS4_AGGREGATOR)})
 _CONTEXTS = {as4: SessionContext(as4=as4) for as4 in (False, True)}
 
 
-class RestoredRoute(NamedTuple):
-    """One path of one prefix as stored: `path.peer` is the stored peer id."""
+class RestoredRoutes(NamedTuple):
+    """Prefixes of one family with the same path, as stored in a block: `path.peer` is the stored peer id."""
 
     family: AfiSafi
-    prefix: bytes
+    prefixes: list[bytes]
     path_id: int | None
     path: Path
 
@@ -44,8 +44,12 @@ class LoadedRib:
     """Peers (with their stored ids) and every path of their Adj-RIB-In; `problem` says why nothing loaded."""
 
     peers: tuple[Peer, ...] = ()
-    routes: tuple[RestoredRoute, ...] = ()
+    routes: tuple[RestoredRoutes, ...] = ()
     problem: str | None = None
+
+    @property
+    def path_count(self) -> int:
+        return sum(len(block.prefixes) for block in self.routes)
 
 
 class StoredRibError(Exception):
@@ -82,9 +86,13 @@ def attributes_from_wire(block: bytes, as4: bool, errors_json: str | None) -> Pa
     """The `PathAttributes` an `attributes_wire` row was made from (StoredRibError if it cannot be)."""
     ctx = _CONTEXTS[bool(as4)]
     attrs = path_attributes(block, ctx)
-    again, fresh = decode_attributes(block, ctx)
-    if fresh or again != attrs.attributes:
-        raise StoredRibError(f"stored attribute block does not decode cleanly ({fresh[0] if fresh else ''})")
+    if not attrs.errors and not errors_json:  # the common set: decoded cleanly, stored without errors
+        return attrs
+    # Errors now are decoding errors (a damaged row) or notes of the RFC 6793 merge, which the stored errors
+    # hold with those of the first decoding.
+    _attributes, fresh = decode_attributes(block, ctx)
+    if fresh:
+        raise StoredRibError(f"stored attribute block does not decode cleanly ({fresh[0]})")
     errors = tuple(_error_from_json(item) for item in json.loads(errors_json)) if errors_json else ()
     return replace(attrs, errors=errors, action=strongest(errors) if errors else Action.NONE)
 
@@ -145,15 +153,11 @@ def _load(db: sqlite3.Connection) -> LoadedRib:
         path = paths.get(path_row)
         if path is None or path.peer != peer or family not in RESTORED_FAMILIES or not isinstance(blob, bytes):
             raise StoredRibError(f"block of routes ({code}, {bucket}, {peer}, {path_row}) does not hold together")
-        stored_id = None if path_id == NO_PATH_ID else path_id
-        for prefix in split_prefixes(blob):
-            if not _is_prefix(family[0], prefix) or bucket_of(prefix) != bucket:
-                raise StoredRibError(f"route key {prefix.hex()} is not a prefix of family {family} in bucket {bucket}")
-            routes.append(RestoredRoute(family, prefix, stored_id, path))
+        prefixes = split_prefixes(blob, family[0])
+        if set(map(_bucket_octet, prefixes)) != {bucket_key(bucket)}:
+            raise StoredRibError(f"a block of bucket {bucket} holds a prefix of another bucket")
+        routes.append(RestoredRoutes(family, prefixes, None if path_id == NO_PATH_ID else path_id, path))
     return LoadedRib(tuple(peers.values()), tuple(routes))
 
 
-def _is_prefix(afi: int, key: bytes) -> bool:
-    """A wire prefix as the RIB keys it: length in bits, then just the octets that length covers."""
-    width = ADDRESS_BYTES.get(afi)
-    return width is not None and len(key) >= 1 and key[0] <= width * 8 and len(key) == 1 + ((key[0] + 7) >> 3)
+_bucket_octet = itemgetter(slice(1, 2))

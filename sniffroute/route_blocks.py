@@ -17,6 +17,7 @@ from itertools import groupby
 from operator import countOf, itemgetter
 from typing import Any
 
+from parsers.bgp.nlri import UNICAST_ENTRY_SIZES, unicast_prefixes
 from sniffroute.rib import Path, Reason, Rib
 
 NO_PATH_ID = -1  # primary-key-like columns are never NULL; ADD-PATH identifiers are 0..2**32-1
@@ -35,16 +36,17 @@ def bucket_of(key: bytes) -> int:
     return key[1] if len(key) > 1 else -1
 
 
-def split_prefixes(blob: bytes) -> list[bytes]:
-    """The RIB keys laid end to end in a block (ValueError if the last one runs past the end)."""
-    keys = []
-    at, end = 0, len(blob)
-    while at < end:
-        size = 1 + ((blob[at] + 7) >> 3)
-        keys.append(blob[at : at + size])
-        at += size
-    if at != end:
-        raise ValueError(f"a stored block of {end} octets ends inside a prefix")
+def bucket_key(bucket: int) -> bytes:
+    """The first octet a prefix of that bucket has as a key slice (key[1:2]): none for -1."""
+    return b"" if bucket == -1 else bytes((bucket,))
+
+
+def split_prefixes(blob: bytes, afi: int) -> list[bytes]:
+    """The RIB keys laid end to end in a block of that AFI (ValueError unless they split exactly into prefixes
+    of its address width)."""
+    keys = unicast_prefixes(blob, 0, len(blob), UNICAST_ENTRY_SIZES[afi])
+    if keys is None:
+        raise ValueError(f"a stored block of {len(blob)} octets does not split into AFI {afi} prefixes")
     return keys
 
 
@@ -111,5 +113,5 @@ def block_routes(rows: Any) -> Iterator[tuple[int, bytes, int, int, int, int, in
     """(family code, prefix, peer, path id, path row, best, reason code) for each route of rows read back as
     (family, peer, path_id, path, best, reason, prefixes)."""
     for code, peer, path_id, path, best, reason, blob in rows:
-        for prefix in split_prefixes(blob):
+        for prefix in split_prefixes(blob, code >> 8):
             yield code, prefix, peer, path_id, path, best, reason

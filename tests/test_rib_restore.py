@@ -54,7 +54,7 @@ def stored_rows(path: Path) -> tuple[list[tuple], list[tuple], int, int]:
     with Store(path) as store:
         rows = []
         for family, bucket, path_id, best, reason, count, blob, *rest in store.db.execute(LOGICAL_BLOCKS):
-            prefixes = split_prefixes(blob)
+            prefixes = split_prefixes(blob, family >> 8)
             assert len(prefixes) == count and {bucket_of(p) for p in prefixes} == {bucket}
             rows += [(family, prefix, path_id, best, reason, *rest) for prefix in prefixes]
         rows.sort()
@@ -75,7 +75,7 @@ def restored(path: Path, stale_until: float | None = None) -> Rib:
         loaded = store.load_rib()
     assert loaded.problem is None
     rib = Rib()
-    assert rib.restore(loaded.peers, loaded.routes, stale_until=stale_until) == len(loaded.routes)
+    assert rib.restore(loaded.peers, loaded.routes, stale_until=stale_until) == loaded.path_count
     return rib
 
 

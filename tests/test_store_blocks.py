@@ -109,7 +109,10 @@ def test_a_full_table_is_a_row_per_update_and_bucket(tmp_path: FsPath) -> None:
 
 def test_a_block_cut_inside_a_prefix_is_an_error() -> None:
     keys = [prefix_from_text(text)[1] for text in ("0.0.0.0/0", "10.0.0.0/8", "10.1.2.128/25", "2001:db8::/32")]
-    assert split_prefixes(b"".join(keys)) == keys
+    assert split_prefixes(b"".join(keys[:3]), 1) == keys[:3]
+    assert split_prefixes(keys[3], 2) == keys[3:]
     assert [bucket_of(k) for k in keys] == [-1, 10, 10, 0x20]
-    with pytest.raises(ValueError, match="ends inside a prefix"):
-        split_prefixes(b"".join(keys)[:-1])
+    with pytest.raises(ValueError, match="does not split"):
+        split_prefixes(b"".join(keys[:3])[:-1], 1)
+    with pytest.raises(ValueError):
+        split_prefixes(prefix_from_text("2001:db8::/48")[1], 1)  # longer than an IPv4 address

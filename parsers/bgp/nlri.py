@@ -124,6 +124,29 @@ def encode_nlri(entries: list[Nlri] | tuple[Nlri, ...]) -> bytes:
     return b"".join(parts)
 
 
+# Entry size (length octet + prefix octets) per first octet of a unicast NLRI entry, per AFI; a length beyond the
+# address width maps past any field, so the one bounds check in `unicast_prefixes` also catches it.
+_NO_FIT = 1 << 30
+UNICAST_ENTRY_SIZES = {
+    afi: tuple(1 + ((bits + 7) >> 3) if bits <= width * 8 else _NO_FIT for bits in range(256))
+    for afi, width in ADDRESS_BYTES.items()
+}
+
+
+def unicast_prefixes(data: bytes, i: int, end: int, sizes: tuple[int, ...]) -> list[bytes] | None:
+    """The wire prefixes laid end to end in data[i:end] (a unicast NLRI field without path identifiers; sizes:
+    `UNICAST_ENTRY_SIZES` of its AFI), or None if they do not split exactly into prefixes of that width."""
+    out: list[bytes] = []
+    append = out.append
+    while i < end:
+        stop = i + sizes[data[i]]
+        if stop > end:
+            return None
+        append(data[i:stop])
+        i = stop
+    return out
+
+
 def prefix_to_text(afi: int, prefix: bytes) -> str:
     """'198.51.100.0/24' for the wire prefix of a unicast family; hex for anything else."""
     width = ADDRESS_BYTES.get(afi)

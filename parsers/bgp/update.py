@@ -22,7 +22,7 @@ from parsers.bgp.constants import (
 )
 from parsers.bgp.context import SessionContext
 from parsers.bgp.messages import Update
-from parsers.bgp.nlri import NlriField, split_nlri
+from parsers.bgp.nlri import UNICAST_ENTRY_SIZES, NlriField, split_nlri, unicast_prefixes
 from parsers.errors import Action, ParseError, strongest
 
 _MP_HEAD = struct.Struct("!HBB")  # AFI, SAFI, next hop length (RFC 4760 3)
@@ -274,30 +274,10 @@ def update_routes(update: Update, ctx: SessionContext, cache: AttributeCache) ->
     return out
 
 
-# Entry size (length octet + prefix octets) per first octet of a unicast NLRI entry, for each address width; a
-# length beyond the width maps past any field, so the one bounds check below also catches it.
-_NO_FIT = 1 << 30
-_ENTRY_SIZES = {
-    max_bits: tuple(1 + ((bits + 7) >> 3) if bits <= max_bits else _NO_FIT for bits in range(256))
-    for max_bits in (32, 128)
-}
-_PLAIN_FAMILIES = {(1, 1): _ENTRY_SIZES[32], (2, 1): _ENTRY_SIZES[128]}  # IPv4 and IPv6 unicast
-_V4_SIZES = _ENTRY_SIZES[32]
+_PLAIN_FAMILIES = {(1, 1): UNICAST_ENTRY_SIZES[1], (2, 1): UNICAST_ENTRY_SIZES[2]}  # IPv4 and IPv6 unicast
+_V4_SIZES = UNICAST_ENTRY_SIZES[1]
 _NEXT_HOPS: dict[tuple[int, int, bytes], tuple[str, ...]] = {}  # MP_REACH next hops seen: a session has few
 _MAX_NEXT_HOPS = 4096
-
-
-def _unicast_prefixes(data: bytes, i: int, end: int, sizes: tuple[int, ...]) -> list[bytes] | None:
-    """The wire prefixes of a unicast NLRI field without path identifiers, or None if it does not split exactly."""
-    out: list[bytes] = []
-    append = out.append
-    while i < end:
-        stop = i + sizes[data[i]]
-        if stop > end:
-            return None
-        append(data[i:stop])
-        i = stop
-    return out
 
 
 def plain_announcement(
@@ -343,7 +323,7 @@ def plain_announcement(
     if reach < 0:
         if end == size or IPV4_UNICAST in ctx.add_path:
             return None
-        prefixes = _unicast_prefixes(body, end, size, _V4_SIZES)
+        prefixes = unicast_prefixes(body, end, size, _V4_SIZES)
         if prefixes is None:
             return None
         attrs = cache.get(body[4:end], ctx)
@@ -357,7 +337,7 @@ def plain_announcement(
     nlri_at = value_at + 5 + body[value_at + 3]  # AFI, SAFI, next hop length, next hop, reserved octet
     if sizes is None or nlri_at > value_end or family in ctx.add_path:
         return None
-    prefixes = _unicast_prefixes(body, nlri_at, value_end, sizes)
+    prefixes = unicast_prefixes(body, nlri_at, value_end, sizes)
     if not prefixes:
         return None
     shared = body[4:reach] + body[value_end:end]
