@@ -398,32 +398,17 @@ class Store:
             routes = [r for r in block_routes(self.db.execute(sql, args)) if wanted is None or r[:2] in wanted]
             paths = self._paths({route[4] for route in routes})
             attrs = self._attributes_json({path[4] for path in paths.values()})
+            peers = {row["id"]: row for row in self.peers()}
+            out = []
+            for code, key, peer_id, path_id, path_row, best, reason in routes:
+                next_hop, next_hop_ll, since, generation, attrs_id = paths[path_row]
+                peer_row = peers[peer_id]
+                stale = peer_row["state"] == "stale" or generation < peer_row["generation"]
+                route = (code, key, path_id, best, reason, peer_row["address"], peer_row["asn"], stale,
+                         peer_row["possibly_stale"], next_hop, next_hop_ll, since)  # fmt: skip
+                out.append(_bgp_route_json(*route, attrs[attrs_id]))
         except (sqlite3.Error, ValueError, TypeError, KeyError, StoredRibError) as exc:
             raise StoreError(f"{self.path}: the stored RIB is damaged ({exc})") from exc
-        peers = {row["id"]: row for row in self.peers()}
-        out = []
-        for code, key, peer_id, path_id, path_row, best, reason in routes:
-            next_hop, next_hop_ll, since, generation, attrs_id = paths[path_row]
-            stored_peer = peers[peer_id]
-            family = code_family(code)
-            out.append(
-                {
-                    "prefix": prefix_to_text(family[0], key),
-                    "family": family_name(family),
-                    "protocol": "bgp",
-                    "peer": stored_peer["address"],
-                    "peer_as": stored_peer["asn"],
-                    "path_id": None if path_id == NO_PATH_ID else path_id,
-                    "next_hop": next_hop,
-                    "next_hop_link_local": next_hop_ll,
-                    **attrs[attrs_id],
-                    "best": bool(best),
-                    "reason": _REASONS[reason].value if reason is not None else None,
-                    "stale": stored_peer["state"] == "stale" or generation < stored_peer["generation"],
-                    "possibly_stale": bool(stored_peer["possibly_stale"]),
-                    "since": since,
-                }
-            )
         return out
 
     def _paths(self, ids: set[int]) -> dict[int, tuple[Any, ...]]:
@@ -477,25 +462,9 @@ class Store:
         for row in self.db.execute(sql, args):
             (code, key, path_id, best, reason, peer_addr, peer_as, state, possibly_stale, nh, nh_ll, since, gen,
              peer_gen, attrs_text) = row  # fmt: skip
-            family = code_family(code)
-            out.append(
-                {
-                    "prefix": prefix_to_text(family[0], key),
-                    "family": family_name(family),
-                    "protocol": "bgp",
-                    "peer": peer_addr,
-                    "peer_as": peer_as,
-                    "path_id": None if path_id == NO_PATH_ID else path_id,
-                    "next_hop": nh,
-                    "next_hop_link_local": nh_ll,
-                    **json.loads(attrs_text),
-                    "best": bool(best),
-                    "reason": _REASONS[reason].value if reason is not None else None,
-                    "stale": state == "stale" or gen < peer_gen,
-                    "possibly_stale": bool(possibly_stale),
-                    "since": since,
-                }
-            )
+            stale = state == "stale" or gen < peer_gen
+            route = (code, key, path_id, best, reason, peer_addr, peer_as, stale, possibly_stale, nh, nh_ll, since)
+            out.append(_bgp_route_json(*route, json.loads(attrs_text)))
         return out
 
     def _longest_match(self, address: str) -> tuple[int, bytes] | None:
@@ -536,6 +505,41 @@ class Store:
         if self.legacy:
             return self.db.execute("SELECT count(*) FROM routes").fetchone()[0]
         return self.db.execute("SELECT coalesce(sum(count), 0) FROM route_blocks").fetchone()[0]
+
+
+def _bgp_route_json(
+    code: int,
+    key: bytes,
+    path_id: int,
+    best: int,
+    reason: int | None,
+    peer: str,
+    peer_as: int | None,
+    stale: bool,
+    possibly_stale: int,
+    next_hop: str | None,
+    next_hop_link_local: str | None,
+    since: float,
+    attrs: dict[str, Any],
+) -> dict[str, Any]:
+    """A BGP route as `rib --json` shows it (DESIGN.md), from the stored columns of the route, its peer and path."""
+    family = code_family(code)
+    return {
+        "prefix": prefix_to_text(family[0], key),
+        "family": family_name(family),
+        "protocol": "bgp",
+        "peer": peer,
+        "peer_as": peer_as,
+        "path_id": None if path_id == NO_PATH_ID else path_id,
+        "next_hop": next_hop,
+        "next_hop_link_local": next_hop_link_local,
+        **attrs,
+        "best": bool(best),
+        "reason": _REASONS[reason].value if reason is not None else None,
+        "stale": stale,
+        "possibly_stale": bool(possibly_stale),
+        "since": since,
+    }
 
 
 def _route_order(route: dict[str, Any]) -> tuple[Any, ...]:

@@ -377,6 +377,8 @@ def test_a_damaged_store_restores_nothing_and_says_why(damage: str, tmp_path: Pa
         CUT_BLOCK,
         f"UPDATE route_blocks SET prefixes = 'text' WHERE {ONE_BLOCK}",
         "UPDATE attrs SET wire = X'40010105'",
+        "DELETE FROM paths",
+        "DELETE FROM peers",
     ],
 )
 def test_rib_on_a_damaged_store_says_so(damage: str, tmp_path: Path) -> None:
