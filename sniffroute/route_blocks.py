@@ -20,7 +20,7 @@ from typing import Any
 from parsers.bgp.nlri import UNICAST_ENTRY_SIZES, unicast_prefixes
 from sniffroute.rib import Path, Reason, Rib
 
-NO_PATH_ID = -1  # primary-key-like columns are never NULL; ADD-PATH identifiers are 0..2**32-1
+NO_PATH_ID = -1  # a route without an ADD-PATH identifier (those are 0..2**32-1): the column is never NULL
 REASON_CODES = {reason: code for code, reason in enumerate(Reason)}
 _ONLY_PATH = REASON_CODES[Reason.ONLY_PATH]
 _first = itemgetter(0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 from collections.abc import Callable
 from ipaddress import IPv4Address
@@ -543,17 +544,12 @@ def _bgp_route_json(
 
 
 def _route_order(route: dict[str, Any]) -> tuple[Any, ...]:
-    import ipaddress
-
-    net = ipaddress.ip_network(route["prefix"], strict=False)
-    return (
-        net.version,
-        int(net.network_address),
-        net.prefixlen,
-        not route["best"],
-        route["peer"],
-        route["path_id"] or 0,
-    )
+    """IPv4 before IPv6, then by address, length, best first, peer, path id. inet_pton, not ipaddress: a full
+    table's listing sorted 600,000 routes, and building an ip_network for each took most of its time."""
+    address, _, length = route["prefix"].partition("/")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return (family == socket.AF_INET6, socket.inet_pton(family, address), int(length), not route["best"],
+            route["peer"], route["path_id"] or 0)  # fmt: skip
 
 
 def stored_lsa(row: tuple[Any, ...]) -> tuple[int, IPv4Address | None, Lsa]:

@@ -116,3 +116,14 @@ def test_a_block_cut_inside_a_prefix_is_an_error() -> None:
         split_prefixes(b"".join(keys[:3])[:-1], 1)
     with pytest.raises(ValueError):
         split_prefixes(prefix_from_text("2001:db8::/48")[1], 1)  # longer than an IPv4 address
+
+
+def test_routes_are_listed_in_address_order(tmp_path: FsPath) -> None:
+    """IPv4 before IPv6, then numeric address (not text: 9/8 before 10/8), then length; ipaddress is the oracle."""
+    rng = random.Random(7)
+    rib, held = build_rib(rng, two_peers=False)
+    with Store(tmp_path / "rib.sqlite") as store:
+        store.save(rib)
+        listed = [r["prefix"] for r in store.routes()]
+    networks = sorted(set(held.values()), key=lambda n: (n.version, int(n.network_address), n.prefixlen))
+    assert listed == [str(n) for n in networks]

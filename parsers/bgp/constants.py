@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from functools import cache
 
 # RFC 4271 4.1: every message starts with a 16-byte all-ones marker, a 2-byte length and a 1-byte type.
 MARKER = b"\xff" * 16
@@ -199,6 +200,7 @@ IPV4_UNICAST: AfiSafi = (Afi.IPV4, Safi.UNICAST)
 IPV6_UNICAST: AfiSafi = (Afi.IPV6, Safi.UNICAST)
 
 
+@cache  # a listing names the family of every route: a few families, looked up once each
 def family_name(family: AfiSafi) -> str:
     """'ipv4-unicast', 'ipv6-mpls-vpn', or 'afi-25-safi-70' style for the unnamed."""
     afi, safi = family
