@@ -17,7 +17,8 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from ipaddress import IPv4Address
 from operator import itemgetter
 from pathlib import Path as FsPath
@@ -213,11 +214,30 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self.db.executescript(_SCHEMA)
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            self.legacy = self._stored_legacy()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a sniffroute store ({exc})") from exc
-        # A store of schema 2 or 3 holds a row per route: read as it is, rewritten at the next save.
-        self.legacy = row is not None and str(row[0]).isdigit() and int(row[0]) < SCHEMA_VERSION
+
+    def _stored_legacy(self) -> bool:
+        """A store of schema 2 or 3 holds a row per route: read as it is, rewritten at the next save."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        return row is not None and str(row[0]).isdigit() and int(row[0]) < SCHEMA_VERSION
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One state of the store for every query inside. Otherwise a save by another process (the live
+        controller saves every few seconds) can land between two queries, and the second then misses rows
+        the first named (a block's path)."""
+        db = self.db
+        if db.in_transaction:
+            yield
+            return
+        db.execute("BEGIN")  # deferred: the snapshot is taken at the first read, and kept until the end
+        try:
+            self.legacy = self._stored_legacy()
+            yield
+        finally:
+            db.rollback()  # nothing was written: this only lets the snapshot go
 
     def close(self) -> None:
         self.db.close()
@@ -315,9 +335,10 @@ class Store:
 
     def load_rib(self) -> LoadedRib:
         """The BGP RIB exactly as saved: peers and every path with its attributes (sniffroute.rib_store)."""
-        if self.legacy:
-            return LoadedRib(problem="the store was written by an older sniffroute: its RIB cannot be restored")
-        return load_rib(self.db)
+        with self._snapshot():
+            if self.legacy:
+                return LoadedRib(problem="the store was written by an older sniffroute: its RIB cannot be restored")
+            return load_rib(self.db)
 
     def peers(self) -> list[dict[str, Any]]:
         cols = [
@@ -344,6 +365,12 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Routes as `rib --json` shows them: the Loc-RIB, or every path with `all_paths`; filtered by prefix,
         longest match for an address (over every protocol), peer address, or protocol ("bgp", "ospf")."""
+        with self._snapshot():
+            return self._routes(prefix, address, peer, all_paths, protocol)
+
+    def _routes(
+        self, prefix: str | None, address: str | None, peer: str | None, all_paths: bool, protocol: str | None
+    ) -> list[dict[str, Any]]:
         match = None
         if prefix is not None:
             afi, key = prefix_from_text(prefix)

@@ -127,3 +127,22 @@ def test_routes_are_listed_in_address_order(tmp_path: FsPath) -> None:
         listed = [r["prefix"] for r in store.routes()]
     networks = sorted(set(held.values()), key=lambda n: (n.version, int(n.network_address), n.prefixlen))
     assert listed == [str(n) for n in networks]
+
+
+def test_a_reader_sees_one_save_while_another_process_saves(tmp_path: FsPath, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rib` reads blocks, then their paths and attribute sets: a save landing in between (the live controller
+    saves every few seconds) must not show half of each."""
+    rib, held = build_rib(random.Random(3), two_peers=True)
+    with Store(tmp_path / "rib.sqlite") as writer, Store(tmp_path / "rib.sqlite") as reader:
+        writer.save(rib)
+        read_paths = reader._paths
+
+        def paths_after_a_save(ids: set[int]) -> dict[int, tuple]:
+            writer.save(Rib())  # every path row it read blocks for is gone once this commits
+            return read_paths(ids)
+
+        monkeypatch.setattr(reader, "_paths", paths_after_a_save)
+        shown = reader.routes(all_paths=True)
+        assert {(r["prefix"], r["peer"], r["path_id"]) for r in shown} == set(held)
+        monkeypatch.undo()
+        assert reader.routes(all_paths=True) == []  # the next read sees the new save
