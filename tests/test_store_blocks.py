@@ -11,6 +11,7 @@ import pytest
 
 from parsers.bgp.constants import IPV4_UNICAST, IPV6_UNICAST
 from parsers.bgp.nlri import prefix_from_text
+from sniffroute.ospf.spf import NextHop, OspfRoute, RouteType
 from sniffroute.rib import Path, Rib
 from sniffroute.route_blocks import bucket_of, split_prefixes
 from sniffroute.store import Store
@@ -146,3 +147,41 @@ def test_a_reader_sees_one_save_while_another_process_saves(tmp_path: FsPath, mo
         assert {(r["prefix"], r["peer"], r["path_id"]) for r in shown} == set(held)
         monkeypatch.undo()
         assert reader.routes(all_paths=True) == []  # the next read sees the new save
+
+
+def test_a_bgp_path_is_stored_as_best_only_where_bgp_wins_over_ospf(tmp_path: FsPath) -> None:
+    """Administrative distance: OSPF (110) beats iBGP (200), eBGP (20) beats OSPF. The stored BGP path of a
+    prefix whose route is OSPF's is shown, with --all, as another path; OSPF's route is the best."""
+    rib = Rib()
+    ibgp = rib.add_peer("10.1.0.1", "10.1.0.254")
+    ibgp.asn = ibgp.local_asn = 65000
+    ebgp = rib.add_peer("10.2.0.1", "10.2.0.254")
+    ebgp.asn, ebgp.local_asn = 64501, 65000
+    internal, external = prefix_from_text("198.51.100.0/24")[1], prefix_from_text("203.0.113.0/24")[1]
+    alone = prefix_from_text("198.51.101.0/24")[1]  # one iBGP path, and OSPF's route
+    rib.announce(IPV4_UNICAST, [internal, alone], None, Path(ibgp.id, attrs((64500,)), "10.1.0.1", None, 0.0, 0))
+    other = rib.add_peer("10.1.0.2", "10.1.0.254")  # a second iBGP path: the prefix has a BGP decision too
+    other.asn = other.local_asn = 65000
+    rib.announce(IPV4_UNICAST, [internal], [7], Path(other.id, attrs((64500, 1)), "10.1.0.2", None, 0.0, 0))
+    rib.announce(IPV4_UNICAST, [external], None, Path(ebgp.id, attrs((64501,)), "10.2.0.1", None, 0.0, 0))
+    next_hops = frozenset({NextHop(ipaddress.ip_address("10.1.0.9"), None)})
+    advertiser = ipaddress.IPv4Address("10.0.0.1")
+    networks = ("198.51.100.0/24", "198.51.101.0/24", "203.0.113.0/24")
+    rib.set_ospf_routes(
+        [OspfRoute(ipaddress.ip_network(n), 10, RouteType.INTRA, next_hops, None, advertiser) for n in networks]
+    )
+    rib.commit()
+    with Store(tmp_path / "rib.sqlite") as store:
+        store.save(rib)
+        best = {(r["prefix"], r["protocol"]) for r in store.routes()}
+        every = {(r["prefix"], r["protocol"], r["peer"], r["best"]) for r in store.routes(all_paths=True)}
+    assert best == {("198.51.100.0/24", "ospf"), ("198.51.101.0/24", "ospf"), ("203.0.113.0/24", "bgp")}
+    assert every == {
+        ("198.51.100.0/24", "ospf", "10.0.0.1", True),
+        ("198.51.100.0/24", "bgp", "10.1.0.1", False),
+        ("198.51.100.0/24", "bgp", "10.1.0.2", False),
+        ("198.51.101.0/24", "ospf", "10.0.0.1", True),
+        ("198.51.101.0/24", "bgp", "10.1.0.1", False),
+        ("203.0.113.0/24", "bgp", "10.2.0.1", True),
+        ("203.0.113.0/24", "ospf", "10.0.0.1", False),
+    }
