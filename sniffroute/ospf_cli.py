@@ -11,7 +11,8 @@ from typing import Any
 from sniffroute.ospf.view import Segment, Viewpoint, compute, spf_inputs
 from sniffroute.pipeline import Pipeline
 from sniffroute.render import lsdb_lines
-from sniffroute.store import Store, StoreError, default_db_path, ospf_route_json, stored_lsa
+from sniffroute.route_json import ospf_route_json
+from sniffroute.store import Store, StoreError, default_db_path, stored_lsa
 
 
 def segments_json(pipeline: Pipeline) -> dict[str, Any]:

@@ -31,6 +31,14 @@ _bucket_octet = itemgetter(slice(1, 2))
 BlockRow = tuple[int, int, int, int, int, int, int | None, int, bytes]
 
 
+def family_code(family: tuple[int, int]) -> int:
+    return (family[0] << 8) | family[1]
+
+
+def code_family(code: int) -> tuple[int, int]:
+    return code >> 8, code & 0xFF
+
+
 def bucket_of(key: bytes) -> int:
     """The bucket of a RIB key: its first address octet, or -1 for a /0 (which has none)."""
     return key[1] if len(key) > 1 else -1
@@ -57,7 +65,7 @@ def block_rows(
     its prefix (not in `ospf_wins`). `row_of` gives a path's row id in the `paths` table."""
     rows: list[BlockRow] = []
     for family, table in rib.tables.items():
-        code = (family[0] << 8) | family[1]
+        code = family_code(family)
         if not ospf_wins and not countOf(map(type, table.values()), dict):
             rows += _single_path_blocks(code, table, row_of)
         else:

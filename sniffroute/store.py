@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,40 +23,22 @@ from operator import itemgetter
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
-from parsers.bgp.attributes import PathAttributes, as_path_json, format_community, format_large
-from parsers.bgp.constants import Afi, AttrCode, Origin, family_name
-from parsers.bgp.nlri import covering_prefixes, prefix_from_text, prefix_to_text
-from sniffroute.rib import Path, Reason, Rib
+from parsers.bgp.attributes import PathAttributes
+from parsers.bgp.nlri import covering_prefixes, prefix_from_text
+from sniffroute.rib import Path, Rib
 from sniffroute.rib_store import LoadedRib, StoredRibError, attributes_from_wire, attributes_wire, load_rib
-from sniffroute.route_blocks import NO_PATH_ID, block_routes, block_rows, bucket_of
+from sniffroute.route_blocks import block_routes, block_rows, bucket_of, family_code
+from sniffroute.route_json import attributes_json, bgp_route_json, ospf_route_json, route_order
 
 if TYPE_CHECKING:  # the OSPF codec loads only when LSAs are written or read: `rib` on BGP starts faster
     from parsers.ospf.lsa import Lsa
     from sniffroute.ospf.lsdb import Lsdb
-    from sniffroute.ospf.spf import OspfRoute
 
 SCHEMA_VERSION = 4  # 2: OSPF routes and LSAs; 3: attribute sets also as wire bytes; 4: routes in blocks
 LEGACY_TABLES = ("attrs", "paths", "routes")  # schema 2 and 3: dropped and made again at the next save
 CACHE_KIB = 65536  # a full table is rewritten in one transaction: a small page cache spills it to disk midway
 LOOKUP_IDS_MAX = 500  # ids per `IN (...)` query (under SQLite's oldest limit of 999 parameters)
-_REASONS = list(Reason)
 _count_of = itemgetter(7)  # of a block row (sniffroute.route_blocks.BlockRow)
-_SHARED_ATTRS = {
-    AttrCode.ORIGIN,
-    AttrCode.AS_PATH,
-    AttrCode.NEXT_HOP,
-    AttrCode.MULTI_EXIT_DISC,
-    AttrCode.LOCAL_PREF,
-    AttrCode.ATOMIC_AGGREGATE,
-    AttrCode.AGGREGATOR,
-    AttrCode.COMMUNITIES,
-    AttrCode.ORIGINATOR_ID,
-    AttrCode.CLUSTER_LIST,
-    AttrCode.EXTENDED_COMMUNITIES,
-    AttrCode.LARGE_COMMUNITIES,
-    AttrCode.AS4_PATH,
-    AttrCode.AS4_AGGREGATOR,
-}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -94,73 +75,6 @@ def default_db_path() -> FsPath:
 
 class StoreError(Exception):
     """The store is missing, unreadable or of another schema."""
-
-
-def family_code(family: tuple[int, int]) -> int:
-    return (family[0] << 8) | family[1]
-
-
-def code_family(code: int) -> tuple[int, int]:
-    return code >> 8, code & 0xFF
-
-
-_ORIGIN_NAMES = {int(origin): origin.name.lower() for origin in Origin}
-
-
-def attributes_json(attrs: PathAttributes) -> dict[str, Any]:
-    """The attribute fields of a route as shown by `rib --json` (DESIGN.md)."""
-    origin = attrs.origin
-    return {
-        "as_path": as_path_json(attrs.as_path),
-        "origin": _ORIGIN_NAMES.get(origin, origin),  # type: ignore[arg-type]
-        "med": attrs.med,
-        "local_pref": attrs.local_pref,
-        "communities": [format_community(c) for c in attrs.communities],
-        "large_communities": [format_large(c) for c in attrs.large_communities],
-        "ext_communities": [c.hex() for c in attrs.ext_communities],
-        "atomic_aggregate": attrs.atomic_aggregate,
-        "aggregator": f"{attrs.aggregator.asn}:{attrs.aggregator.address}" if attrs.aggregator else None,
-        "originator_id": attrs.originator_id,
-        "cluster_list": list(attrs.cluster_list),
-        "other_attributes": sorted({a.code for a in attrs.attributes} - _SHARED_ATTRS),
-        "errors": [str(e) for e in attrs.errors],
-    }
-
-
-def ospf_route_json(route: OspfRoute, best: bool) -> dict[str, Any]:
-    """An OSPF route as `rib --json` shows it: the BGP keys that mean nothing for OSPF are empty."""
-    hops = sorted(
-        ({"address": str(h.address) if h.address is not None else None, "interface": h.interface}
-         for h in route.next_hops),
-        key=lambda h: (h["address"] or "", h["interface"] or ""),
-    )  # fmt: skip
-    family = (Afi.IPV4 if route.prefix.version == 4 else Afi.IPV6, 1)
-    return {
-        "prefix": str(route.prefix),
-        "family": family_name(family),
-        "protocol": "ospf",
-        "peer": str(route.advertiser),
-        "peer_as": None,
-        "path_id": None,
-        "next_hop": next((h["address"] for h in hops if h["address"]), None),
-        "next_hop_link_local": None,
-        "next_hops": hops,
-        "metric": route.metric,
-        "type2_metric": route.type2_metric,
-        "area": str(route.area) if route.area is not None else None,
-        "route_type": route.route_type.value,
-        "as_path": [],
-        "origin": None,
-        "med": None,
-        "local_pref": None,
-        "communities": [],
-        "large_communities": [],
-        "best": best,
-        "reason": None,
-        "stale": False,
-        "possibly_stale": False,
-        "since": None,
-    }
 
 
 def ospf_selected(rib: Rib) -> set[tuple[tuple[int, int], bytes]]:
@@ -385,7 +299,7 @@ class Store:
             out += self._bgp_routes(match, peer, all_paths)
         if protocol in (None, "ospf"):
             out += self._ospf_routes(match, peer, all_paths)
-        out.sort(key=_route_order)
+        out.sort(key=route_order)
         return out
 
     def _ospf_routes(
@@ -434,7 +348,7 @@ class Store:
                 stale = peer_row["state"] == "stale" or generation < peer_row["generation"]
                 route = (code, key, path_id, best, reason, peer_row["address"], peer_row["asn"], stale,
                          peer_row["possibly_stale"], next_hop, next_hop_ll, since)  # fmt: skip
-                out.append(_bgp_route_json(*route, attrs[attrs_id]))
+                out.append(bgp_route_json(*route, attrs[attrs_id]))
         except (sqlite3.Error, ValueError, TypeError, KeyError, StoredRibError) as exc:
             raise StoreError(f"{self.path}: the stored RIB is damaged ({exc})") from exc
         return out
@@ -492,7 +406,7 @@ class Store:
              peer_gen, attrs_text) = row  # fmt: skip
             stale = state == "stale" or gen < peer_gen
             route = (code, key, path_id, best, reason, peer_addr, peer_as, stale, possibly_stale, nh, nh_ll, since)
-            out.append(_bgp_route_json(*route, json.loads(attrs_text)))
+            out.append(bgp_route_json(*route, json.loads(attrs_text)))
         return out
 
     def _longest_match(self, address: str) -> tuple[int, bytes] | None:
@@ -533,50 +447,6 @@ class Store:
         if self.legacy:
             return self.db.execute("SELECT count(*) FROM routes").fetchone()[0]
         return self.db.execute("SELECT coalesce(sum(count), 0) FROM route_blocks").fetchone()[0]
-
-
-def _bgp_route_json(
-    code: int,
-    key: bytes,
-    path_id: int,
-    best: int,
-    reason: int | None,
-    peer: str,
-    peer_as: int | None,
-    stale: bool,
-    possibly_stale: int,
-    next_hop: str | None,
-    next_hop_link_local: str | None,
-    since: float,
-    attrs: dict[str, Any],
-) -> dict[str, Any]:
-    """A BGP route as `rib --json` shows it (DESIGN.md), from the stored columns of the route, its peer and path."""
-    family = code_family(code)
-    return {
-        "prefix": prefix_to_text(family[0], key),
-        "family": family_name(family),
-        "protocol": "bgp",
-        "peer": peer,
-        "peer_as": peer_as,
-        "path_id": None if path_id == NO_PATH_ID else path_id,
-        "next_hop": next_hop,
-        "next_hop_link_local": next_hop_link_local,
-        **attrs,
-        "best": bool(best),
-        "reason": _REASONS[reason].value if reason is not None else None,
-        "stale": stale,
-        "possibly_stale": bool(possibly_stale),
-        "since": since,
-    }
-
-
-def _route_order(route: dict[str, Any]) -> tuple[Any, ...]:
-    """IPv4 before IPv6, then by address, length, best first, peer, path id. inet_pton, not ipaddress: a full
-    table's listing sorted 600,000 routes, and building an ip_network for each took most of its time."""
-    address, _, length = route["prefix"].partition("/")
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    return (family == socket.AF_INET6, socket.inet_pton(family, address), int(length), not route["best"],
-            route["peer"], route["path_id"] or 0)  # fmt: skip
 
 
 def stored_lsa(row: tuple[Any, ...]) -> tuple[int, IPv4Address | None, Lsa]:
