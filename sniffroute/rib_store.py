@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, replace
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 from parsers.bgp.attributes import PathAttributes, decode_attributes, encode_attributes, path_attributes
@@ -23,7 +22,7 @@ from parsers.bgp.constants import AfiSafi, AttrCode
 from parsers.bgp.context import SessionContext
 from parsers.errors import Action, ParseError, strongest
 from sniffroute.rib import Path, Peer, PeerState
-from sniffroute.route_blocks import NO_PATH_ID, bucket_key, split_prefixes
+from sniffroute.route_blocks import NO_PATH_ID, bucket_prefixes, code_family
 
 RESTORED_FAMILIES = frozenset({(1, 1), (2, 1)})  # what the RIB holds (sniffroute.sessions.RIB_FAMILIES)
 _AS4_ONLY = frozenset({int(AttrCode.AS4_PATH), int(AttrCode.AS4_AGGREGATOR)})
@@ -149,15 +148,10 @@ def _load(db: sqlite3.Connection) -> LoadedRib:
     for code, bucket, peer, path_id, path_row, blob in db.execute(
         "SELECT family, bucket, peer, path_id, path, prefixes FROM route_blocks"
     ):
-        family = (code >> 8, code & 0xFF)
+        family = code_family(code)
         path = paths.get(path_row)
         if path is None or path.peer != peer or family not in RESTORED_FAMILIES or not isinstance(blob, bytes):
             raise StoredRibError(f"block of routes ({code}, {bucket}, {peer}, {path_row}) does not hold together")
-        prefixes = split_prefixes(blob, family[0])
-        if set(map(_bucket_octet, prefixes)) != {bucket_key(bucket)}:
-            raise StoredRibError(f"a block of bucket {bucket} holds a prefix of another bucket")
+        prefixes = bucket_prefixes(blob, family[0], bucket)
         routes.append(RestoredRoutes(family, prefixes, None if path_id == NO_PATH_ID else path_id, path))
     return LoadedRib(tuple(peers.values()), tuple(routes))
-
-
-_bucket_octet = itemgetter(slice(1, 2))

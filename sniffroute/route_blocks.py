@@ -44,17 +44,21 @@ def bucket_of(key: bytes) -> int:
     return key[1] if len(key) > 1 else -1
 
 
-def bucket_key(bucket: int) -> bytes:
-    """The first octet a prefix of that bucket has as a key slice (key[1:2]): none for -1."""
-    return b"" if bucket == -1 else bytes((bucket,))
-
-
 def split_prefixes(blob: bytes, afi: int) -> list[bytes]:
     """The RIB keys laid end to end in a block of that AFI (ValueError unless they split exactly into prefixes
     of its address width)."""
     keys = unicast_prefixes(blob, 0, len(blob), UNICAST_ENTRY_SIZES[afi])
     if keys is None:
         raise ValueError(f"a stored block of {len(blob)} octets does not split into AFI {afi} prefixes")
+    return keys
+
+
+def bucket_prefixes(blob: bytes, afi: int, bucket: int) -> list[bytes]:
+    """`split_prefixes`, and ValueError unless every prefix is of `bucket`: a block filed under another bucket
+    would be missed by every lookup."""
+    keys = split_prefixes(blob, afi)
+    if set(map(_bucket_octet, keys)) != {b"" if bucket == -1 else bytes((bucket,))}:
+        raise ValueError(f"a stored block of bucket {bucket} holds a prefix of another bucket")
     return keys
 
 

@@ -27,7 +27,7 @@ from parsers.bgp.attributes import PathAttributes
 from parsers.bgp.nlri import covering_prefixes, prefix_from_text
 from sniffroute.rib import Path, Rib
 from sniffroute.rib_store import LoadedRib, StoredRibError, attributes_from_wire, attributes_wire, load_rib
-from sniffroute.route_blocks import block_routes, block_rows, bucket_of, family_code
+from sniffroute.route_blocks import block_routes, block_rows, bucket_of, family_code, split_prefixes
 from sniffroute.route_json import attributes_json, bgp_route_json, ospf_route_json, route_order
 
 if TYPE_CHECKING:  # the OSPF codec loads only when LSAs are written or read: `rib` on BGP starts faster
@@ -400,13 +400,17 @@ class Store:
         )
         if where:
             sql += " WHERE " + " AND ".join(where)
+        attrs_cache: dict[str, dict[str, Any]] = {}  # one decoded set per stored text, shared by its routes
         out = []
         for row in self.db.execute(sql, args):
             (code, key, path_id, best, reason, peer_addr, peer_as, state, possibly_stale, nh, nh_ll, since, gen,
              peer_gen, attrs_text) = row  # fmt: skip
+            attrs = attrs_cache.get(attrs_text)
+            if attrs is None:
+                attrs = attrs_cache[attrs_text] = json.loads(attrs_text)
             stale = state == "stale" or gen < peer_gen
             route = (code, key, path_id, best, reason, peer_addr, peer_as, stale, possibly_stale, nh, nh_ll, since)
-            out.append(bgp_route_json(*route, json.loads(attrs_text)))
+            out.append(bgp_route_json(*route, attrs))
         return out
 
     def _longest_match(self, address: str) -> tuple[int, bytes] | None:
@@ -426,12 +430,12 @@ class Store:
         else:
             buckets = sorted({bucket_of(key) for key in candidates})
             sql = (
-                "SELECT family, peer, path_id, path, best, reason, prefixes FROM route_blocks"
+                "SELECT family, prefixes FROM route_blocks"
                 f" WHERE family IN (?, ?) AND bucket IN ({','.join('?' * len(buckets))})"
             )
             try:
-                found += [route[:2] for route in block_routes(self.db.execute(sql, [*families, *buckets]))
-                          if route[1] in wanted]  # fmt: skip
+                for code, blob in self.db.execute(sql, [*families, *buckets]):
+                    found += [(code, key) for key in split_prefixes(blob, code >> 8) if key in wanted]
             except (sqlite3.Error, ValueError, TypeError) as exc:
                 raise StoreError(f"{self.path}: the stored RIB is damaged ({exc})") from exc
         if not found:
