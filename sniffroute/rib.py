@@ -146,6 +146,10 @@ class Rib:
         self.track_changes = track_changes
         self._dirty: dict[AfiSafi, set[bytes]] = {}
         self._old_best: dict[tuple[AfiSafi, bytes], Path | None] = {}
+        # family -> prefixes whose routes changed since `take_changed_prefixes`; None until it is first called (a
+        # replay stores its RIB whole and never asks).
+        self._changed: dict[AfiSafi, set[bytes]] | None = None
+        self._all_changed = False  # a change reaching any prefix (new OSPF routes, a restore)
         self._igp_cost = igp_cost or self.ospf_cost
         self.stats = RibStats()
         # peer -> a generation no path of the peer is older than, where known: lets `flush_peer(older_than=...)`
@@ -173,6 +177,8 @@ class Rib:
         stats.announced[family] = stats.announced.get(family, 0) + len(prefixes)
         if self.track_changes:
             self._remember(family, prefixes)
+        if self._changed is not None:
+            _note_changed(self._changed, family, prefixes)
         peer = path.peer
         oldest = self._oldest.get(peer)
         if oldest is not None and path.generation < oldest:
@@ -230,6 +236,8 @@ class Rib:
             return
         if self.track_changes:
             self._remember(family, prefixes)
+        if self._changed is not None:
+            _note_changed(self._changed, family, prefixes)
         ids: list[int | None] = path_ids if path_ids is not None else [None] * len(prefixes)  # type: ignore[assignment]
         dirty = self._dirty[family]
         for prefix, path_id in zip(prefixes, ids, strict=True):
@@ -269,12 +277,16 @@ class Rib:
                 if gone:
                     if self.track_changes:
                         self._remember(family, [prefix])
+                    if self._changed is not None:
+                        _note_changed(self._changed, family, [prefix])
                     for source in gone:
                         del current[source]
                     removed += len(gone)
                     dirty.add(prefix)
             if self.track_changes:
                 self._remember(family, doomed_single)
+            if self._changed is not None:
+                _note_changed(self._changed, family, doomed_single)
             for prefix in doomed_single:
                 del table[prefix]
             removed += len(doomed_single)
@@ -311,6 +323,7 @@ class Rib:
             peer.state, peer.possibly_stale = stored.state, stored.possibly_stale
             peer.generation = stored.generation
             peer.sessions_seen = max(stored.sessions_seen, stored.generation)  # a new session's OPEN comes after
+        self._all_changed = True
         renamed: dict[int, Path] = {}
         with_routes: set[int] = set()
         count = 0
@@ -347,6 +360,14 @@ class Rib:
         if decision is None or decision[0] not in current:  # type: ignore[operator]
             return None
         return decision[0], current[decision[0]], decision[1]  # type: ignore[index]
+
+    def take_changed_prefixes(self) -> dict[AfiSafi, set[bytes]] | None:
+        """The prefixes whose paths, best path or reason (once committed) changed since the last call, by family.
+        None when any prefix may have: the first call, a restore, new OSPF routes. What a store needs to write only
+        what changed (sniffroute.saved_rib)."""
+        changed = None if self._changed is None or self._all_changed else self._changed
+        self._changed, self._all_changed = {}, False
+        return changed
 
     def _remember(self, family: AfiSafi, prefixes: Iterable[bytes]) -> None:
         """Note the best path before a change, once per commit, so the change record can name it."""
@@ -449,6 +470,7 @@ class Rib:
             changed += sum(1 for p in before.keys() | after.keys() if before.get(p) != after.get(p))
         if changed:
             self.ospf = new
+            self._all_changed = True  # IGP costs and the protocol chosen may move for any prefix
             for family, decisions in self.decisions.items():
                 self._dirty[family].update(decisions)
         return changed
@@ -520,6 +542,13 @@ class Rib:
 
     def prefix_count(self) -> dict[AfiSafi, int]:
         return {family: len(table) for family, table in self.tables.items() if table}
+
+
+def _note_changed(changed: dict[AfiSafi, set[bytes]], family: AfiSafi, prefixes: Iterable[bytes]) -> None:
+    keys = changed.get(family)
+    if keys is None:
+        keys = changed[family] = set()
+    keys.update(prefixes)
 
 
 def _keep_min(

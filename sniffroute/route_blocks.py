@@ -12,7 +12,7 @@ not the table: every prefix covering an address has its bucket among the first o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from itertools import groupby
 from operator import countOf, itemgetter
 from typing import Any
@@ -63,7 +63,7 @@ def bucket_prefixes(blob: bytes, afi: int, bucket: int) -> list[bytes]:
 
 
 def block_rows(
-    rib: Rib, ospf_wins: set[tuple[tuple[int, int], bytes]], row_of: Callable[[Path], int]
+    rib: Rib, ospf_wins: Collection[tuple[tuple[int, int], bytes]], row_of: Callable[[Path], int]
 ) -> list[BlockRow]:
     """Every BGP route of `rib`, packed in blocks. A best path counts as best only when the Loc-RIB uses BGP for
     its prefix (not in `ospf_wins`). `row_of` gives a path's row id in the `paths` table."""
@@ -73,7 +73,7 @@ def block_rows(
         if not ospf_wins and not countOf(map(type, table.values()), dict):
             rows += _single_path_blocks(code, table, row_of)
         else:
-            rows += _blocks(code, family, table, rib.decisions[family], ospf_wins, row_of)
+            rows += entry_blocks(rib, family, table.items(), ospf_wins, row_of)
     return rows
 
 
@@ -92,17 +92,19 @@ def _single_path_blocks(code: int, table: dict[bytes, Any], row_of: Callable[[Pa
     return rows
 
 
-def _blocks(
-    code: int,
+def entry_blocks(
+    rib: Rib,
     family: tuple[int, int],
-    table: dict[bytes, Any],
-    decisions: dict[bytes, Any],
-    ospf_wins: set[tuple[tuple[int, int], bytes]],
+    entries: Iterable[tuple[bytes, Any]],
+    ospf_wins: Collection[tuple[tuple[int, int], bytes]],
     row_of: Callable[[Path], int],
 ) -> list[BlockRow]:
-    """Any table: several paths per prefix, ADD-PATH identifiers, prefixes whose route is OSPF's."""
+    """The blocks of some prefixes of a family, given with their RIB entries: any table (several paths per prefix,
+    ADD-PATH identifiers, prefixes whose route is OSPF's)."""
+    code = family_code(family)
+    decisions = rib.decisions[family]
     groups: dict[tuple[Any, ...], list[bytes]] = {}
-    for prefix, entry in table.items():
+    for prefix, entry in entries:
         lost = bool(ospf_wins) and (family, prefix) in ospf_wins
         bucket = bucket_of(prefix)
         if type(entry) is Path:

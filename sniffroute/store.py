@@ -9,6 +9,10 @@ full table costs a fraction of a second, where a row per route cost more than th
 
 Stores written before blocks (schema 2 and 3, a row per route in `routes`) are still read; the next save
 rewrites them in this layout.
+
+A writer that saves the same RIB again and again (the live controller) writes only what changed since its last
+save (sniffroute.saved_rib). `meta` holds, beside the schema version, the token of the writer whose whole save the
+store holds: another writer's save (a replay into the same store) makes the next save whole again.
 """
 
 from __future__ import annotations
@@ -16,19 +20,19 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from ipaddress import IPv4Address
-from operator import itemgetter
 from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
 from parsers.bgp.attributes import PathAttributes
 from parsers.bgp.nlri import covering_prefixes, prefix_from_text
-from sniffroute.rib import Path, Rib
-from sniffroute.rib_store import LoadedRib, StoredRibError, attributes_from_wire, attributes_wire, load_rib
-from sniffroute.route_blocks import block_routes, block_rows, bucket_of, family_code, split_prefixes
+from sniffroute.rib import Peer, Rib
+from sniffroute.rib_store import LoadedRib, StoredRibError, attributes_from_wire, load_rib
+from sniffroute.route_blocks import block_routes, bucket_of, family_code, split_prefixes
 from sniffroute.route_json import attributes_json, bgp_route_json, ospf_route_json, route_order
+from sniffroute.saved_rib import SavedRib
 
 if TYPE_CHECKING:  # the OSPF codec loads only when LSAs are written or read: `rib` on BGP starts faster
     from parsers.ospf.lsa import Lsa
@@ -38,7 +42,6 @@ SCHEMA_VERSION = 4  # 2: OSPF routes and LSAs; 3: attribute sets also as wire by
 LEGACY_TABLES = ("attrs", "paths", "routes")  # schema 2 and 3: dropped and made again at the next save
 CACHE_KIB = 65536  # a full table is rewritten in one transaction: a small page cache spills it to disk midway
 LOOKUP_IDS_MAX = 500  # ids per `IN (...)` query (under SQLite's oldest limit of 999 parameters)
-_count_of = itemgetter(7)  # of a block row (sniffroute.route_blocks.BlockRow)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -96,6 +99,13 @@ def ospf_route_rows(rib: Rib, ospf_wins: set[tuple[tuple[int, int], bytes]]) -> 
     return rows
 
 
+def _peer_row(p: Peer) -> tuple[Any, ...]:
+    return (
+        p.id, p.address, p.local_address, p.asn, p.local_asn, p.router_id, p.state.value, int(p.possibly_stale),
+        p.generation,
+    )  # fmt: skip
+
+
 def lsa_rows(lsdb: Lsdb, now: float) -> list[tuple[Any, ...]]:
     from parsers.ospf.lsa_codec import encode_lsa
 
@@ -122,6 +132,7 @@ class Store:
             raise StoreError(f"{self.path}: no RIB here yet (run `sniffroute replay CAPTURE` first, or pass --db)")
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._saved: SavedRib | None = None  # what this connection last wrote of a RIB (see `save`)
         try:
             self.db = sqlite3.connect(self.path, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -171,76 +182,68 @@ class Store:
         now: float = 0.0,
         *,
         attribute_blocks: Callable[[PathAttributes], tuple[bytes, bool] | None] | None = None,
+        changed: Mapping[tuple[int, int], set[bytes]] | None = None,
     ) -> int:
         """Replace the stored RIB with `rib` (best flags as of its last commit: a BGP path is best only when the
         Loc-RIB uses BGP for its prefix) and the LSDB's LSAs with their age at `now`; returns routes written.
 
         `attribute_blocks` gives the block an attribute set was decoded from, where known
-        (parsers.bgp.update.AttributeCache.block_of): its wire form is then stored without encoding it again."""
+        (parsers.bgp.update.AttributeCache.block_of): its wire form is then stored without encoding it again.
+        `changed` (Rib.take_changed_prefixes) are the prefixes whose routes changed since this store's previous
+        save of the same `rib`: only their routes are written again (sniffroute.saved_rib). The whole RIB is written
+        when there is no such save, when another writer has saved since, or when the blocks have split into twice
+        as many as a whole save makes."""
         db = self.db
-        with db:
-            if self.legacy:  # its tables have other columns: made again in this layout, in the save's transaction
-                db.execute("BEGIN")
-                for table in LEGACY_TABLES:
-                    db.execute(f"DROP TABLE IF EXISTS {table}")
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    db.execute(statement)
-            for table in ("peers", "attrs", "paths", "route_blocks", "documents", "ospf_routes", "lsas"):
-                db.execute(f"DELETE FROM {table}")
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            db.executemany(
-                "INSERT INTO peers VALUES (?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        p.id,
-                        p.address,
-                        p.local_address,
-                        p.asn,
-                        p.local_asn,
-                        p.router_id,
-                        p.state.value,
-                        int(p.possibly_stale),
-                        p.generation,
-                    )
-                    for p in rib.peers.values()
-                ],
-            )
-            attr_ids: dict[int, int] = {}
-            attr_sets: list[PathAttributes] = []  # by id - 1
-            path_ids: dict[Path, int] = {}  # Path compares by identity
-            path_rows: list[tuple[Any, ...]] = []
-
-            def path_row_of(path: Path) -> int:
-                found = path_ids.get(path)
-                if found is None:
-                    attrs = path.attrs
-                    attrs_id = attr_ids.get(id(attrs))
-                    if attrs_id is None:
-                        attrs_id = attr_ids[id(attrs)] = len(attr_ids) + 1
-                        attr_sets.append(attrs)
-                    found = path_ids[path] = len(path_ids) + 1
-                    path_rows.append(
-                        (found, path.peer, attrs_id, path.next_hop, path.next_hop_link_local, path.since,
-                         path.generation)
-                    )  # fmt: skip
-                return found
-
-            ospf_wins = ospf_selected(rib)  # prefixes whose Loc-RIB route is OSPF's: decided once for both tables
-            blocks = block_rows(rib, ospf_wins, path_row_of)
-            db.executemany("INSERT INTO route_blocks VALUES (?,?,?,?,?,?,?,?,?)", blocks)
-            attr_rows = [
-                (attrs_id, *attributes_wire(attrs, attribute_blocks(attrs) if attribute_blocks else None))
-                for attrs_id, attrs in enumerate(attr_sets, 1)
-            ]
-            db.executemany("INSERT INTO attrs VALUES (?,?,?,?)", attr_rows)
-            db.executemany("INSERT INTO paths VALUES (?,?,?,?,?,?,?)", path_rows)
-            db.executemany("INSERT INTO ospf_routes VALUES (?,?,?,?)", ospf_route_rows(rib, ospf_wins))
-            if lsdb is not None:
-                db.executemany("INSERT INTO lsas VALUES (?,?,?,?,?,?,?,?,?)", lsa_rows(lsdb, now))
-            for name, value in (documents or {}).items():
-                db.execute("INSERT INTO documents VALUES (?,?)", (name, json.dumps(value)))
+        try:
+            with db:
+                db.execute("BEGIN IMMEDIATE")  # the write lock first: no other save lands between reads and writes
+                if self.legacy:  # its tables have other columns: made again in this layout, in this transaction
+                    for table in LEGACY_TABLES:
+                        db.execute(f"DROP TABLE IF EXISTS {table}")
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        db.execute(statement)
+                saved = self._saved
+                if (
+                    changed is None
+                    or saved is None
+                    or saved.rib is not rib
+                    or saved.fragmented
+                    or self._meta("writer") != saved.token
+                ):
+                    saved = self._saved = SavedRib(rib, os.urandom(8).hex())
+                    for table in ("attrs", "paths", "route_blocks"):
+                        db.execute(f"DELETE FROM {table}")
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('writer', ?)", (saved.token,))
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                for table in ("peers", "documents", "ospf_routes", "lsas"):
+                    db.execute(f"DELETE FROM {table}")
+                db.executemany("INSERT INTO peers VALUES (?,?,?,?,?,?,?,?,?)", map(_peer_row, rib.peers.values()))
+                ospf_wins = ospf_selected(rib)  # prefixes whose Loc-RIB route is OSPF's: decided once for both
+                rows = saved.rows(changed, ospf_wins, attribute_blocks)
+                db.executemany("DELETE FROM route_blocks WHERE rowid = ?", [(row,) for row in rows.gone_blocks])
+                db.executemany("DELETE FROM paths WHERE id = ?", [(row,) for row in rows.gone_paths])
+                db.executemany("DELETE FROM attrs WHERE id = ?", [(row,) for row in rows.gone_attrs])
+                db.executemany(
+                    "INSERT INTO route_blocks (rowid, family, bucket, peer, path_id, path, best, reason, count,"
+                    " prefixes) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    rows.new_blocks,
+                )
+                db.executemany("INSERT INTO attrs VALUES (?,?,?,?)", rows.new_attrs)
+                db.executemany("INSERT INTO paths VALUES (?,?,?,?,?,?,?)", rows.new_paths)
+                db.executemany("INSERT INTO ospf_routes VALUES (?,?,?,?)", ospf_route_rows(rib, ospf_wins))
+                if lsdb is not None:
+                    db.executemany("INSERT INTO lsas VALUES (?,?,?,?,?,?,?,?,?)", lsa_rows(lsdb, now))
+                for name, value in (documents or {}).items():
+                    db.execute("INSERT INTO documents VALUES (?,?)", (name, json.dumps(value)))
+        except BaseException:
+            self._saved = None  # rolled back: what it recorded was not written; the next save writes it all
+            raise
         self.legacy = False
-        return sum(map(_count_of, blocks))
+        return rows.routes_written
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
 
     # -- reading ---------------------------------------------------------------------------------------------
     def document(self, name: str) -> Any:

@@ -388,7 +388,10 @@ class LiveEngine:
         try:
             self._commit()
             documents = self._documents()
-            store.save(self.pipeline.rib, documents)
+            rib = self.pipeline.rib
+            # Only the routes that changed since the last save are written again (a full table takes a third of a
+            # second and more to write whole); the first save writes it all.
+            store.save(rib, documents, changed=rib.take_changed_prefixes())
             self._saved_documents = documents
         except Exception:  # the store (or a bug) must not stop the tunnel; the next save tries again
             self._failed("save")
