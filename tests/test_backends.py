@@ -196,3 +196,41 @@ def test_a_frame_the_going_connection_refuses_waits_for_the_next(engine: backend
     sent: list[PacketOut] = []
     engine.attach(lambda out: sent.append(out))
     assert [out.frame for out in sent] == frames
+
+
+def test_drain_waits_for_a_frame_still_being_passed_on(
+    engine: backends.LiveEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shutting down: the last NOTIFICATION must reach the switch and the pipeline before the engine closes, even
+    when its reader thread takes longer than the quiet interval to pass it on (a busy machine)."""
+    sent: list[PacketOut] = []
+    engine.attach(sent.append)
+    from_tap = engine.tunnel.from_tap
+
+    def slow(number: int, frame: bytes) -> PacketOut:
+        time.sleep(0.3)
+        return from_tap(number, frame)
+
+    monkeypatch.setattr(engine.tunnel, "from_tap", slow)
+    engine.fake_taps[0].peer.send(bytes(Ether(src=ROUTER_MAC, dst=PEER_MAC) / IP() / ICMP()))  # type: ignore[attr-defined]
+    _wait(lambda: engine.counters.from_tap == 1, "the frame to be read")
+    engine.drain(quiet=0.02, limit=WAIT_SECONDS)
+    assert len(sent) == 1
+
+
+def test_drain_waits_for_a_frame_not_yet_read(tmp_path: Path) -> None:
+    live = backends.LiveEngine(_config(tmp_path / "rib.sqlite"), tmp_path / "rib.sqlite")  # no reader threads
+    tap = FakeTap(_config(tmp_path / "rib.sqlite").interfaces[0])
+    live._taps = [tap]
+    live._tap_busy = [False]
+    try:
+        tap.peer.send(b"frame")
+        started = time.monotonic()
+        live.drain(quiet=0.02, limit=0.5)
+        assert time.monotonic() - started >= 0.5  # waited for it, to the limit
+        tap.read()
+        started = time.monotonic()
+        live.drain(quiet=0.02, limit=0.5)
+        assert time.monotonic() - started < 0.2
+    finally:
+        tap.close()

@@ -95,6 +95,7 @@ class LiveEngine:
         self.on_gap: Callable[[str], None] | None = None  # peer address whose sniffed stream lost bytes
         self.documents: dict[str, Callable[[], Any]] = {}  # more documents to save with the RIB
         self._taps: list[Tap] = []
+        self._tap_busy: list[bool] = []  # per TAP: a frame read and not yet passed on (`drain` waits for it)
         self._send: Send | None = None
         self._held: deque[tuple[PacketOut, bytes, float]] = deque()  # frames read while no switch was connected
         self._held_lock = threading.Lock()
@@ -126,6 +127,7 @@ class LiveEngine:
             self.close()
             raise
         self._spawn(self._pipeline_loop, "sniffroute-pipeline")
+        self._tap_busy = [False] * len(self._taps)
         for number, tap in enumerate(self._taps):
             self._spawn(lambda n=number, t=tap: self._tap_loop(n, t), f"sniffroute-tap-{tap.interface.name}")
         log.info("TAPs up: %s", ", ".join(t.interface.name for t in self._taps))
@@ -186,12 +188,22 @@ class LiveEngine:
 
     def drain(self, quiet: float = DRAIN_QUIET_SECONDS, limit: float = DRAIN_LIMIT_SECONDS) -> None:
         """Wait until the TAPs have been quiet for `quiet` seconds (at most `limit`): what the Linux stack sent
-        last, a NOTIFICATION say, has then left through the switch."""
+        last, a NOTIFICATION say, has then left through the switch, and reached the pipeline's queue. Quiet also
+        means no frame waiting in a TAP or being passed on: on a busy machine a reader thread can wait longer than
+        `quiet` for its turn."""
         deadline = time.monotonic() + limit
         seen = -1
-        while time.monotonic() < deadline and seen != self.counters.from_tap:
+        while time.monotonic() < deadline and (seen != self.counters.from_tap or self._taps_busy()):
             seen = self.counters.from_tap
             time.sleep(quiet)
+
+    def _taps_busy(self) -> bool:
+        if any(self._tap_busy):
+            return True
+        poller = select.poll()
+        for tap in self._taps:
+            poller.register(tap.fd, select.POLLIN)
+        return bool(poller.poll(0))
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -264,13 +276,16 @@ class LiveEngine:
         poller = select.poll()
         poller.register(tap.fd, select.POLLIN)
         counters = self.counters
+        busy = self._tap_busy
         while not self._stop.is_set():
             if not poller.poll(TAP_POLL_SECONDS * 1000):
                 continue
+            busy[number] = True
             try:
                 frame = tap.read()
             except OSError as exc:
                 log.error("%s: read failed: %s", tap.interface.name, exc)
+                busy[number] = False
                 return
             counters.from_tap += 1
             try:
@@ -279,6 +294,8 @@ class LiveEngine:
                 counters.packet_out_errors += 1
                 if counters.packet_out_errors == 1:
                     log.exception("packet-out failed (counted in packet_out_errors; later failures are not logged)")
+            finally:
+                busy[number] = False
 
     # -- pipeline --------------------------------------------------------------------------------------------
     def _to_pipeline(self, frame: bytes) -> None:
