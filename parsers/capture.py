@@ -30,6 +30,8 @@ from enum import IntEnum
 from types import TracebackType
 from typing import BinaryIO, NamedTuple
 
+from parsers.errors import InputError
+
 __all__ = ["Capture", "CaptureError", "CaptureFrame", "open_capture"]
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -40,7 +42,7 @@ MAX_RECORD = 1 << 26  # no capture tool writes a 64 MiB record: a larger length 
 NOT_A_CAPTURE = "not a pcap or pcapng capture"
 
 
-class CaptureError(Exception):
+class CaptureError(InputError):
     """The file cannot be read as a capture at all (missing, unreadable, not a capture, bad file header)."""
 
 

@@ -10,6 +10,12 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 
+class InputError(Exception):
+    """A file or an argument given by the user that cannot be used: the command says so in one line and exits 1.
+    The errors of each module (captures, the store, OSPF viewpoints) derive from it, so the command line catches
+    them without loading every module."""
+
+
 class Action(IntEnum):
     """RFC 7606 error-handling outcomes, ordered: a larger value is the stronger one (RFC 7606 section 2)."""
 

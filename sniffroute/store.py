@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from parsers.bgp.attributes import PathAttributes
 from parsers.bgp.nlri import covering_prefixes, prefix_from_text
+from parsers.errors import InputError
 from sniffroute.rib import Peer, Rib
 from sniffroute.rib_store import LoadedRib, StoredRibError, attributes_from_wire, load_rib
 from sniffroute.route_blocks import block_routes, bucket_of, family_code, split_prefixes
@@ -76,7 +77,7 @@ def default_db_path() -> FsPath:
     return FsPath(state) / "sniffroute" / "rib.sqlite"
 
 
-class StoreError(Exception):
+class StoreError(InputError):
     """The store is missing, unreadable or of another schema."""
 
 

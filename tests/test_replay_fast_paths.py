@@ -87,3 +87,23 @@ def test_attribute_blocks_as_decoded_store_what_encoding_stores(tmp_path: FsPath
         with Store(tmp_path / "as_decoded.sqlite") as store:
             store.save(pipeline.rib, attribute_blocks=pipeline.sessions.cache.block_of)
         assert dump(tmp_path / "as_decoded.sqlite") == dump(tmp_path / "encoded.sqlite"), name
+
+
+def test_reading_the_store_loads_no_sniff_pipeline(tmp_path: FsPath) -> None:
+    """`rib` and `peers` only read the store: the pipeline, the sessions and OSPF stay unloaded (a lookup starts
+    about a third faster)."""
+    db = str(tmp_path / "rib.sqlite")
+    code = (
+        "import sys; from sniffroute.cli import main; "
+        f"main(['replay', '--json', '--db', {db!r}, {str(FIXTURES / 'lab' / 'bgp_lab.pcap')!r}])"
+    )
+    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    engine = ("sniffroute.pipeline", "sniffroute.sessions", "sniffroute.streams", "sniffroute.ospf.", "parsers.capture")
+    for command in (["rib", "100.64.3.7"], ["peers"]):
+        code = (
+            "import sys; from sniffroute.cli import main; "
+            f"assert main({[*command, '--db', db]!r}) == 0; "
+            f"print(sorted(m for m in sys.modules if m.startswith({engine!r})))"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+        assert done.stdout.strip().splitlines()[-1] == "[]", command

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_interface, ip_network
 from typing import TYPE_CHECKING
 
+from parsers.errors import InputError
 from sniffroute.ospf.stats import LsdbStats
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 VERSIONS = (2, 3)  # OSPFv2 and OSPFv3 run side by side; SPF runs once per version
 
 
-class ViewpointError(ValueError):
+class ViewpointError(InputError, ValueError):
     """An --ospf-root that is neither a router ID nor a prefix."""
 
 
