@@ -224,6 +224,10 @@ class Store:
                 db.executemany("DELETE FROM route_blocks WHERE rowid = ?", [(row,) for row in rows.gone_blocks])
                 db.executemany("DELETE FROM paths WHERE id = ?", [(row,) for row in rows.gone_paths])
                 db.executemany("DELETE FROM attrs WHERE id = ?", [(row,) for row in rows.gone_attrs])
+                if rows.whole:  # into the table emptied above: SQLite numbers the rows 1, 2, ...
+                    db.executemany("INSERT INTO route_blocks VALUES (?,?,?,?,?,?,?,?,?)", rows.whole)
+                    if db.execute("SELECT max(rowid) FROM route_blocks").fetchone()[0] != len(rows.whole):
+                        self._saved = None  # numbered otherwise: the next save is whole too
                 db.executemany(
                     "INSERT INTO route_blocks (rowid, family, bucket, peer, path_id, path, best, reason, count,"
                     " prefixes) VALUES (?,?,?,?,?,?,?,?,?,?)",
