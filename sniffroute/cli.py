@@ -17,8 +17,8 @@ from sniffroute.cli_live import add_live_commands
 from sniffroute.render import LEGEND, holder_lines, ospf_lines, peer_lines, route_lines, summary_lines
 from sniffroute.store import Store, default_db_path
 
-# Each command imports the engine it needs when it runs: `rib` and `peers` read the store and never load the
-# sniff pipeline or OSPF, and start about a third faster.
+# Each command imports the engine it needs when it runs: `rib` and `peers` read the store and load neither the
+# sniff pipeline nor OSPF (but for `rib --ospf-root`), and start about a third faster.
 
 PROGRESS_MIN_BYTES = 4 << 20  # a progress bar only where a replay takes long enough to want one
 

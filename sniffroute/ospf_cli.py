@@ -6,13 +6,15 @@ import argparse
 import json
 import sys
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sniffroute.ospf.view import Segment, Viewpoint, compute, spf_inputs
-from sniffroute.pipeline import Pipeline
 from sniffroute.render import lsdb_lines
 from sniffroute.route_json import ospf_route_json
 from sniffroute.store import Store, StoreError, default_db_path, stored_lsa
+
+if TYPE_CHECKING:  # `rib --ospf-root` and `lsdb` read the store: no sniff pipeline
+    from sniffroute.pipeline import Pipeline
 
 
 def segments_json(pipeline: Pipeline) -> dict[str, Any]:

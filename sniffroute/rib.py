@@ -362,9 +362,9 @@ class Rib:
         return decision[0], current[decision[0]], decision[1]  # type: ignore[index]
 
     def take_changed_prefixes(self) -> dict[AfiSafi, set[bytes]] | None:
-        """The prefixes whose paths, best path or reason (once committed) changed since the last call, by family.
-        None when any prefix may have: the first call, a restore, new OSPF routes. What a store needs to write only
-        what changed (sniffroute.saved_rib)."""
+        """The prefixes whose paths changed, or whose best path `commit` settled, since the last call, by family.
+        None when any prefix may have changed: the first call, a restore, new OSPF routes. What a store needs to
+        write only what changed (sniffroute.saved_rib)."""
         changed = None if self._changed is None or self._all_changed else self._changed
         self._changed, self._all_changed = {}, False
         return changed
@@ -385,6 +385,8 @@ class Rib:
                 continue
             table = self.tables[family]
             decisions = self.decisions[family]
+            if self._changed is not None:  # noted again as settled: a save taken before a failed commit missed it
+                _note_changed(self._changed, family, dirty)
             for prefix in dirty:
                 current = table.get(prefix)
                 if type(current) is dict:

@@ -8,8 +8,9 @@ out of the blocks holding them, stores their routes as they are now in new block
 attribute sets that no block names any more. The store then holds what a save of the whole RIB would.
 
 Each change splits a block: what stays is stored again, the changed prefixes go to new blocks. Blocks get smaller
-and more numerous as routes change, up to a row per route. A record that holds twice the blocks it started with
-is `fragmented`: the writer then saves the whole RIB again, in a new record.
+and more numerous as routes change, up to a row per route. A record that holds more than twice the blocks it
+started with (and `FRAGMENTED_SLACK` more) is `fragmented`: the writer then saves the whole RIB again, in a new
+record.
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ class RowChanges:
 
 
 class SavedRib:
-    """The rows of one RIB as stored by one writer; `token` tells whether the store still holds them."""
+    """The rows of one RIB as stored by one writer. `data_version` is SQLite's for the writer's connection when it
+    saved: while it is unchanged, no other connection has written the store since."""
 
-    def __init__(self, rib: Rib, token: str) -> None:
+    def __init__(self, rib: Rib, data_version: int) -> None:
         self.rib = rib
-        self.token = token
+        self.data_version = data_version
         self._blocks: dict[tuple[int, int], dict[int, BlockRow]] = {}  # (family code, bucket) -> row id -> block
         self._unfiled: list[BlockRow] = []  # the first save's blocks (row ids from 1), filed when first needed
         self._next_block = self._next_path = self._next_attr = 1  # row ids, never given twice
@@ -74,7 +76,7 @@ class SavedRib:
 
     @property
     def fragmented(self) -> bool:
-        """More than twice the blocks of the first save: a whole save would pack them again."""
+        """More than twice the blocks of the first save (and the slack): a whole save would pack them again."""
         return self._block_count > 2 * self._first_count + FRAGMENTED_SLACK
 
     def rows(
@@ -147,15 +149,16 @@ class SavedRib:
                 del stored[rowid]
                 self._block_count -= 1
                 out.gone_blocks.append(rowid)
-                path_row = block[4]
+                path_row = _path_of(block)
                 self._path_refs[path_row] -= 1
                 unnamed.add(path_row)
                 if kept:
                     self._add((*block[:_COUNT], len(kept), b"".join(kept)), out)
         table = self.rib.tables.get(family, {})
         current = [(key, table[key]) for key in keys if key in table]
-        for block in entry_blocks(self.rib, family, current, wins, row_of):
-            self._add(block, out)
+        if current:  # none for a family without BGP routes (an OSPF prefix whose protocol flipped)
+            for block in entry_blocks(self.rib, family, current, wins, row_of):
+                self._add(block, out)
 
     def _add(self, block: BlockRow, out: RowChanges) -> None:
         rowid = self._next_block
@@ -166,7 +169,7 @@ class SavedRib:
             stored = self._blocks[key] = {}
         stored[rowid] = block
         self._block_count += 1
-        self._path_refs[block[4]] += 1
+        self._path_refs[_path_of(block)] += 1
         out.new_blocks.append((rowid, *block))
 
     def _file(self) -> None:

@@ -11,8 +11,8 @@ Stores written before blocks (schema 2 and 3, a row per route in `routes`) are s
 rewrites them in this layout.
 
 A writer that saves the same RIB again and again (the live controller) writes only what changed since its last
-save (sniffroute.saved_rib). `meta` holds, beside the schema version, the token of the writer whose whole save the
-store holds: another writer's save (a replay into the same store) makes the next save whole again.
+save (sniffroute.saved_rib). Whatever another connection commits in between (a replay into the same store, any
+version of sniffroute, a VACUUM) changes SQLite's data_version, and the next save is whole again.
 """
 
 from __future__ import annotations
@@ -192,8 +192,9 @@ class Store:
         (parsers.bgp.update.AttributeCache.block_of): its wire form is then stored without encoding it again.
         `changed` (Rib.take_changed_prefixes) are the prefixes whose routes changed since this store's previous
         save of the same `rib`: only their routes are written again (sniffroute.saved_rib). The whole RIB is written
-        when there is no such save, when another writer has saved since, or when the blocks have split into twice
-        as many as a whole save makes."""
+        when there is no such save, when another connection has written the store since, when `changed` is None
+        (after new OSPF routes or a restore), or when changes have split the blocks into twice as many as a whole
+        save makes."""
         db = self.db
         try:
             with db:
@@ -203,18 +204,19 @@ class Store:
                         db.execute(f"DROP TABLE IF EXISTS {table}")
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         db.execute(statement)
+                # Changes only when another connection commits (this one's own commits leave it as it is).
+                version = db.execute("PRAGMA data_version").fetchone()[0]
                 saved = self._saved
                 if (
                     changed is None
                     or saved is None
                     or saved.rib is not rib
                     or saved.fragmented
-                    or self._meta("writer") != saved.token
+                    or saved.data_version != version
                 ):
-                    saved = self._saved = SavedRib(rib, os.urandom(8).hex())
+                    saved = self._saved = SavedRib(rib, version)
                     for table in ("attrs", "paths", "route_blocks"):
                         db.execute(f"DELETE FROM {table}")
-                    db.execute("INSERT OR REPLACE INTO meta VALUES ('writer', ?)", (saved.token,))
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
                 for table in ("peers", "documents", "ospf_routes", "lsas"):
                     db.execute(f"DELETE FROM {table}")
@@ -245,10 +247,6 @@ class Store:
             raise
         self.legacy = False
         return rows.routes_written
-
-    def _meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
 
     # -- reading ---------------------------------------------------------------------------------------------
     def document(self, name: str) -> Any:

@@ -273,3 +273,36 @@ def test_blocks_split_by_changes_are_packed_again_by_a_whole_save(
             assert stored_blocks() <= 2 * packed + 2  # a save takes it past twice the packed count, the next packs
         assert whole_saves >= 1
         assert shown(live) == held(rib)
+
+
+def test_any_other_connection_writing_the_store_makes_the_next_save_whole(tmp_path: FsPath) -> None:
+    """Not only another sniffroute: an older version, a VACUUM (which may number rows anew), a hand edit."""
+    import sqlite3
+
+    rib, _held = build_rib(random.Random(13), two_peers=True)
+    with Store(tmp_path / "rib.sqlite") as live:
+        live.save(rib, changed=rib.take_changed_prefixes())
+        with sqlite3.connect(tmp_path / "rib.sqlite") as other:
+            other.execute("DELETE FROM route_blocks WHERE rowid % 2 = 0")
+        churn(random.Random(14), rib, 1)
+        rib.commit()
+        assert live.save(rib, changed=rib.take_changed_prefixes()) == len(held(rib))
+        assert shown(live) == held(rib)
+        churn(random.Random(15), rib, 2)
+        rib.commit()
+        assert live.save(rib, changed=rib.take_changed_prefixes()) < len(held(rib))  # its own saves: not whole
+        assert shown(live) == held(rib)
+
+
+def test_a_best_path_settled_after_the_changes_were_taken_is_taken_again() -> None:
+    """The live engine saves even when a commit failed: the prefixes a later commit settles are noted again."""
+    rib = Rib()
+    first, second = rib.add_peer("192.0.2.1", "192.0.2.9"), rib.add_peer("192.0.2.2", "192.0.2.9")
+    key = bytes([24, 203, 0, 113])
+    rib.commit()
+    assert rib.take_changed_prefixes() is None
+    for peer in (first, second):
+        rib.announce(IPV4_UNICAST, [key], [1], Path(peer.id, attrs(), peer.address, None, 0.0, 0))
+    assert rib.take_changed_prefixes() == {IPV4_UNICAST: {key}}  # taken before the decision was made
+    rib.commit()
+    assert rib.take_changed_prefixes() == {IPV4_UNICAST: {key}}

@@ -188,7 +188,8 @@ class LiveEngine:
 
     def drain(self, quiet: float = DRAIN_QUIET_SECONDS, limit: float = DRAIN_LIMIT_SECONDS) -> None:
         """Wait until the TAPs have been quiet for `quiet` seconds (at most `limit`): what the Linux stack sent
-        last, a NOTIFICATION say, has then left through the switch, and reached the pipeline's queue. Quiet also
+        last, a NOTIFICATION say, has then left through the switch and reached the pipeline's queue (or is held
+        for the next switch, with none connected). Quiet also
         means no frame waiting in a TAP or being passed on: on a busy machine a reader thread can wait longer than
         `quiet` for its turn."""
         deadline = time.monotonic() + limit
@@ -203,7 +204,7 @@ class LiveEngine:
         poller = select.poll()
         for tap in self._taps:
             poller.register(tap.fd, select.POLLIN)
-        return bool(poller.poll(0))
+        return any(events & select.POLLIN for _fd, events in poller.poll(0))
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
