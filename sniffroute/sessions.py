@@ -287,19 +287,30 @@ class SessionTracker:
         (RFC 4271 6.8), so a session that gets here replaces any other one still open for the same speakers."""
         for speaker in session.speakers.values():
             peer = speaker.peer
-            if peer is not None and peer.session != session.conn_id:
+            if peer is None:
+                continue
+            if peer.session != session.conn_id:
                 self._take_over(peer, session, speaker)
+            self._settle(peer)
 
     def _take_over(self, peer: Peer, session: Session, speaker: Speaker) -> None:
-        """`session` becomes the one whose routes count for `peer`; what an earlier session left goes."""
-        if peer.state is PeerState.STALE:
-            self._stale.discard(peer.id)  # graceful restart: stale routes go at End-of-RIB (RFC 4724 4.2)
-        else:
-            self.rib.flush_peer(peer.id, older_than=speaker.generation)  # an earlier session that never closed
+        """`session` becomes the one whose routes count for `peer`; what an earlier session left goes. Routes held
+        stale (graceful restart, or restored at a restart) stay stale until the session is established
+        (`_settle`): it can end before, the loser of a collision say, and then takes none of them with it."""
+        if peer.state is not PeerState.STALE:
+            if peer.id not in self._restored:  # restored routes go at End-of-RIB or when their hold ends
+                self.rib.flush_peer(peer.id, older_than=speaker.generation)  # an earlier session that never closed
+            peer.state = PeerState.ESTABLISHED
         peer.session = session.conn_id
         peer.generation = speaker.generation
-        peer.state = PeerState.ESTABLISHED
         peer.possibly_stale = False
+
+    def _settle(self, peer: Peer) -> None:
+        """The peer's session is established (KEEPALIVEs both ways, or an UPDATE): the routes still stale from
+        before go at its End-of-RIB (RFC 4724 4.2), or when a restored peer's hold ends."""
+        if peer.state is PeerState.STALE:
+            self._stale.discard(peer.id)
+            peer.state = PeerState.ESTABLISHED
 
     def _other(self, session: Session, speaker: Speaker) -> Speaker | None:
         return session.speakers.get(speaker.flow.reversed())
@@ -356,6 +367,7 @@ class SessionTracker:
             and (not ctx.inferred or speaker.as4 is not None)
             and peer is not None
             and peer.session == session.conn_id
+            and peer.state is not PeerState.STALE  # its first UPDATE settles it (below)
         ):
             # Most UPDATEs of a session under way just announce: decoded in one pass, straight into the RIB. An
             # inferred context qualifies once its AS width and the family's ADD-PATH use are settled (_context
@@ -380,6 +392,7 @@ class SessionTracker:
             if speaker.open is None:
                 speaker.generation = peer.generation  # a session already under way when the capture began
             self._take_over(peer, session, speaker)
+        self._settle(peer)
         for error in routes.errors:
             self._error(speaker, raw.offset, error, now)
         self._apply(speaker, peer, routes, now)
@@ -424,11 +437,13 @@ class SessionTracker:
         session.state = "closed"
         session.ended = now
         session.end_reason = reason
+        # The loser of a collision (RFC 4271 6.8) takes no routes with it: the other connection carries on.
+        loser = _collision_loser(session)
         hard = session.notification is not None and not _graceful_notification(session)
         for speaker in session.speakers.values():
             peer = speaker.peer
-            if peer is None or peer.state is not PeerState.ESTABLISHED or peer.session != session.conn_id:
-                continue  # not the session whose routes count (e.g. the loser of a collision)
+            if loser or peer is None or peer.state is not PeerState.ESTABLISHED or peer.session != session.conn_id:
+                continue  # not the session whose routes count
             restart = _restart_time(speaker, self._other(session, speaker))
             if restart is not None and not hard:
                 peer.state = PeerState.STALE
@@ -515,6 +530,16 @@ def _restart_time(speaker: Speaker, other: Speaker | None) -> int | None:
     if sent is None or other.open.graceful_restart is None:
         return None
     return sent.restart_time
+
+
+def _collision_loser(session: Session) -> bool:
+    """Closed with Cease/Connection Collision Resolution: the other connection between the two won (RFC 4271 6.8)."""
+    notification = session.notification
+    return (
+        notification is not None
+        and notification.code == NotificationCode.CEASE
+        and notification.subcode == CeaseSubcode.CONNECTION_COLLISION_RESOLUTION
+    )
 
 
 def _graceful_notification(session: Session) -> bool:

@@ -29,7 +29,7 @@ from sniffroute.rib import PeerState, Rib
 from sniffroute.rib_store import attributes_from_wire, attributes_wire
 from sniffroute.route_blocks import bucket_of, split_prefixes
 from sniffroute.store import Store, StoreError
-from tests.bgp_session import ACK, RST, Connection, end_of_rib, update
+from tests.bgp_session import ACK, RST, Connection, end_of_rib, keepalive, notification, open_message, update
 from tests.helpers import FIXTURES, replay
 from tests.test_backends import PEER_MAC, ROUTER_MAC, FakeTap
 from tests.test_backends import _config as backend_config
@@ -260,6 +260,46 @@ def test_new_session_replaces_restored_routes_and_end_of_rib_ends_the_rest(tmp_p
     pipeline.commit()
     assert table(pipeline) == {(A, "198.51.100.0/24"): ("192.0.2.1", (65001,), 9)}
     assert {p.state for p in pipeline.rib.peers.values()} == {PeerState.ESTABLISHED}
+
+
+@pytest.mark.parametrize("loser_first", [True, False], ids=["loser's OPEN first", "winner's OPEN first"])
+def test_the_loser_of_a_collision_takes_no_restored_route_with_it(loser_first: bool, tmp_path: Path) -> None:
+    """After a restart both ends dial (RFC 4271 6.8): one connection exchanges OPENs, even KEEPALIVEs, and is
+    closed with Cease/Connection Collision Resolution; the other carries the routes. The restored routes stay,
+    stale, until the winner's End-of-RIB: no moment without them (a route flow deleted and added again)."""
+    pipeline = restarted(tmp_path)
+    loser = Connection(B, A, client_port=40020, client_isn=7000).handshake()
+    loser.send(True, open_message(65002, "2.2.2.2"))
+    loser.send(False, open_message(65001, "1.1.1.1"), keepalive())
+    loser.send(True, keepalive())
+    winner = Connection(A, B, client_port=40021, client_isn=8000).handshake()
+    winner.send(True, open_message(65001, "1.1.1.1"))
+    winner.send(False, open_message(65002, "2.2.2.2"))
+    loser.send(False, notification(6, 7)).close(False).close(True)
+    winner.send(False, keepalive())
+    winner.send(True, keepalive())
+    first, second = (loser, winner) if loser_first else (winner, loser)
+    ordered = interleave(first.segments, second.segments)
+    feed(pipeline, ordered, now=RESTART + 5)
+    pipeline.commit()
+    assert set(table(pipeline)) == ALL_THREE
+    winner.send(True, update(("198.51.100.0/24",), as_path=(65001,), med=9))
+    feed(pipeline, winner.segments[-1:], now=RESTART + 6)
+    pipeline.commit()
+    assert set(table(pipeline)) == ALL_THREE
+    assert stale_view(pipeline, tmp_path)[(A, "203.0.113.0/25")] is True
+    feed(pipeline, winner.send(True, end_of_rib()).segments[-1:], now=RESTART + 7)
+    pipeline.commit()
+    assert set(table(pipeline)) == {(A, "198.51.100.0/24"), (B, "192.0.2.0/24")}
+
+
+def interleave(first: list[TcpSegment], second: list[TcpSegment]) -> list[TcpSegment]:
+    """The two connections' segments taking turns, the first one's first."""
+    out: list[TcpSegment] = []
+    for pair in zip(first, second, strict=False):
+        out += pair
+    longer = first if len(first) > len(second) else second
+    return out + longer[min(len(first), len(second)) :]
 
 
 def test_the_restart_deadline_does_not_cut_a_session_that_came_back(tmp_path: Path) -> None:

@@ -234,3 +234,30 @@ def test_resegmented_reordered_duplicated_stream_gives_the_same_rib(seed: int, w
     assert pipeline.streams.stats.gaps == 0
     assert table(pipeline) == BASELINE
     assert len(BASELINE) > 50
+
+
+def test_a_new_session_that_ends_before_it_is_established_takes_no_stale_route() -> None:
+    """RFC 4724 4.2: routes kept stale for a restarting peer stay until its restart time or End-of-RIB; a new
+    connection that closes before the session is up (an OPEN and no more) changes nothing."""
+    old = with_routes(established(gr=120)).close(True, RST | ACK)
+    pipeline = feed(Pipeline(), old.segments, now=10.0)
+    attempt = Connection(A, B, client_port=40030, client_isn=4444).handshake()
+    attempt.send(True, open_message(65001, "1.1.1.1", graceful_restart=120)).close(False, RST | ACK)
+    feed(pipeline, attempt.segments, now=20.0)
+    assert len(table(pipeline)) == 3
+    assert {p.state for p in pipeline.rib.peers.values()} == {PeerState.STALE}
+
+
+def test_an_update_establishes_a_session_whose_keepalives_the_capture_missed() -> None:
+    """A peer's first UPDATE on its new session settles it even when no KEEPALIVE was seen: when that session
+    then ends without graceful restart, its routes go, the stale ones with them."""
+    old = with_routes(established(gr=120)).close(True, RST | ACK)
+    pipeline = feed(Pipeline(), old.segments, now=10.0)
+    new = Connection(A, B, client_port=40031, client_isn=5555).handshake()
+    new.send(True, open_message(65001, "1.1.1.1"))
+    new.send(False, open_message(65002, "2.2.2.2"))
+    new.send(True, update(("100.64.0.0/10",), as_path=(65001,)))
+    feed(pipeline, new.segments, now=20.0)
+    assert (A, "100.64.0.0/10") in table(pipeline)
+    feed(pipeline, new.close(True, RST | ACK).segments[-1:], now=21.0)
+    assert {prefix for peer, prefix in table(pipeline) if peer == A} == set()
