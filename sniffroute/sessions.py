@@ -437,12 +437,28 @@ class SessionTracker:
         session.state = "closed"
         session.ended = now
         session.end_reason = reason
-        # The loser of a collision (RFC 4271 6.8) takes no routes with it: the other connection carries on.
-        loser = _collision_loser(session)
+        if _collision_loser(session):
+            self._collision_lost(session, now)
+        else:
+            self._flush_ended(session, now)
+        self.finished.append(session)
+
+    def _collision_lost(self, session: Session, now: float) -> None:
+        """The loser of a collision (RFC 4271 6.8) takes no routes with it: the other connection carries on. Routes
+        that were stale before it came (a graceful restart under way, a restore) are stale again."""
+        for speaker in session.speakers.values():
+            peer = speaker.peer
+            if peer is None or peer.session != session.conn_id:
+                continue
+            if peer.stale_deadline is not None and now < peer.stale_deadline:
+                peer.state = PeerState.STALE
+                self._stale.add(peer.id)
+
+    def _flush_ended(self, session: Session, now: float) -> None:
         hard = session.notification is not None and not _graceful_notification(session)
         for speaker in session.speakers.values():
             peer = speaker.peer
-            if loser or peer is None or peer.state is not PeerState.ESTABLISHED or peer.session != session.conn_id:
+            if peer is None or peer.state is not PeerState.ESTABLISHED or peer.session != session.conn_id:
                 continue  # not the session whose routes count
             restart = _restart_time(speaker, self._other(session, speaker))
             if restart is not None and not hard:
@@ -452,7 +468,6 @@ class SessionTracker:
             else:
                 self.rib.flush_peer(peer.id)
                 peer.state = PeerState.DOWN
-        self.finished.append(session)
 
     def _reset(self, session: Session, speaker: Speaker, now: float) -> None:
         """RFC 7606 session reset: the receiver would have torn the session down, dropping the sender's routes."""

@@ -261,3 +261,23 @@ def test_an_update_establishes_a_session_whose_keepalives_the_capture_missed() -
     assert (A, "100.64.0.0/10") in table(pipeline)
     feed(pipeline, new.close(True, RST | ACK).segments[-1:], now=21.0)
     assert {prefix for peer, prefix in table(pipeline) if peer == A} == set()
+
+
+def test_the_loser_of_a_collision_leaves_graceful_restart_routes_stale() -> None:
+    """During a graceful restart both ends dial: the connection that loses the collision may look established
+    (KEEPALIVEs both ways before its Cease). The stale routes stay until the winner's End-of-RIB."""
+    old = with_routes(established(gr=120)).close(True, RST | ACK)
+    pipeline = feed(Pipeline(), old.segments, now=10.0)
+    loser = Connection(B, A, client_port=40040, client_isn=6666).handshake()
+    loser.send(True, open_message(65002, "2.2.2.2", graceful_restart=120))
+    loser.send(False, open_message(65001, "1.1.1.1", graceful_restart=120), keepalive())
+    loser.send(True, keepalive())
+    loser.send(False, notification(6, 7)).close(False).close(True)
+    feed(pipeline, loser.segments, now=20.0)
+    assert len(table(pipeline)) == 3
+    winner = established(gr=120, port=40041, isn=7777)
+    winner.send(True, update(("198.51.100.0/24",), as_path=(65001,)))
+    feed(pipeline, winner.segments, now=21.0)
+    assert len(table(pipeline)) == 3  # A's other prefix: stale until A's End-of-RIB
+    feed(pipeline, winner.send(True, end_of_rib()).segments[-1:], now=22.0)
+    assert set(table(pipeline)) == {(A, "198.51.100.0/24"), (B, "192.0.2.0/24")}
