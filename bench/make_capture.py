@@ -14,6 +14,7 @@ import argparse
 import random
 import struct
 import sys
+from pathlib import Path
 
 import dpkt
 
@@ -187,6 +188,15 @@ def write_capture(kind: str, path: str, seed: int) -> None:
             w.send(SPEAKER, bytes(pending))
         w.send(SPEAKER, message(2, bytes(4)))  # End-of-RIB
     print(f"{path}: {len(v4)} IPv4 + {len(v6)} IPv6 prefixes", file=sys.stderr)
+
+
+def bench_capture(out: Path, kind: str) -> Path:
+    """OUT/KIND.pcap, written first (seed 1) when absent: the capture the benchmarks share."""
+    capture = out / f"{kind}.pcap"
+    if not capture.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        write_capture(kind, str(capture), 1)
+    return capture
 
 
 def main() -> None:

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from make_capture import bench_capture  # the benchmarks' folder: on sys.path as the script's own
+
 HERE = Path(__file__).resolve().parent
 TSHARK_FIELDS = [
     "bgp.nlri_prefix",
@@ -89,9 +91,7 @@ def main() -> None:
     tshark = shutil.which("tshark")
     rows = []
     for kind in ("dense", "sparse"):
-        capture = args.out / f"{kind}.pcap"
-        if not capture.exists():
-            subprocess.run([sys.executable, str(HERE / "make_capture.py"), kind, str(capture)], check=True)
+        capture = bench_capture(args.out, kind)
         db = args.out / f"{kind}.sqlite"
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)

@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from make_capture import bench_capture  # the benchmarks' folder: on sys.path as the script's own
+from replay_bench import TSHARK_FIELDS
 
-from replay_bench import TSHARK_FIELDS  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 # Run as its own process: start-up counts, as it does for the replay.
 SPLIT_ONLY = r"""
@@ -75,10 +75,7 @@ def main() -> None:
         sys.exit("tshark is needed: it is the reference")
     print(f"{'capture':<13}{'split only s':>14}{'tshark s':>10}{'2× budget s':>13}{'10× budget s':>14}")
     for kind in ("dense", "sparse"):
-        capture = args.out / f"{kind}.pcap"
-        if not capture.exists():
-            args.out.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, str(HERE / "make_capture.py"), kind, str(capture)], check=True)
+        capture = bench_capture(args.out, kind)
         fields = [arg for field in TSHARK_FIELDS for arg in ("-e", field)]
         tshark_s = timed([tshark, "-n", "-r", str(capture), "-Y", "bgp.type==2", "-T", "fields", *fields], args.repeat)
         floor_s = timed([sys.executable, "-c", SPLIT_ONLY, str(capture)], args.repeat)

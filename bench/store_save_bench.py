@@ -15,7 +15,6 @@ import argparse
 import gc
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from make_capture import bench_capture  # noqa: E402
 
 from parsers.bgp.constants import IPV4_UNICAST  # noqa: E402
 from parsers.capture import open_capture  # noqa: E402
@@ -39,10 +40,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    capture = args.out / "dense.pcap"
-    if not capture.exists():
-        args.out.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(HERE / "make_capture.py"), "dense", str(capture)], check=True)
+    capture = bench_capture(args.out, "dense")
     gc.disable()  # as during a replay: the collector would walk the growing table again and again
     pipeline = Pipeline(Rib())
     with open_capture(capture) as frames:

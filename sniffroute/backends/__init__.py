@@ -189,9 +189,8 @@ class LiveEngine:
     def drain(self, quiet: float = DRAIN_QUIET_SECONDS, limit: float = DRAIN_LIMIT_SECONDS) -> None:
         """Wait until the TAPs have been quiet for `quiet` seconds (at most `limit`): what the Linux stack sent
         last, a NOTIFICATION say, has then left through the switch and reached the pipeline's queue (or is held
-        for the next switch, with none connected). Quiet also
-        means no frame waiting in a TAP or being passed on: on a busy machine a reader thread can wait longer than
-        `quiet` for its turn."""
+        for the next switch, with none connected). Quiet also means no frame waiting in a TAP or being passed on:
+        on a busy machine a reader thread can wait longer than `quiet` for its turn."""
         deadline = time.monotonic() + limit
         seen = -1
         while time.monotonic() < deadline and (seen != self.counters.from_tap or self._taps_busy()):
